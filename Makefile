@@ -1,0 +1,73 @@
+# Gyri: the two set-up commands are `make run` and `make test` (see README).
+# Everything else here is what they are made of.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+# One build directory shared by every checkout on this machine when it can be
+# written; ./target otherwise.
+CARGO_TARGET_DIR ?= $(shell mkdir -p /var/cache/gyri/target 2>/dev/null && test -w /var/cache/gyri/target && echo /var/cache/gyri/target || echo $(CURDIR)/target)
+export CARGO_TARGET_DIR
+# Tools built for Gyri (wasm-bindgen) live beside it.
+TOOLS_DIR ?= $(shell mkdir -p /var/cache/gyri/tools 2>/dev/null && test -w /var/cache/gyri/tools && echo /var/cache/gyri/tools || echo $(CURDIR)/target/tools)
+export PATH := $(HOME)/.cargo/bin:$(TOOLS_DIR)/bin:$(PATH)
+# Query checking uses the committed .sqlx data, never a live database.
+export SQLX_OFFLINE := true
+# The browser bundle and CSS are served from here.
+SITE := $(CURDIR)/target/site
+export GYRI_SITE_ROOT := $(SITE)
+# PostgreSQL for the tests (a fresh database per test is made on it):
+# GYRI_TEST_DATABASE_URL, else what scripts/test-postgres.sh finds or starts.
+TEST_DB = $${GYRI_TEST_DATABASE_URL:-$$(./scripts/test-postgres.sh)}
+
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
+
+.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs
+
+## run: build and start the embedded Gyri with demo data on http://127.0.0.1:3000
+run: deps site
+	cargo build --locked -p gyri-server
+	$(CARGO_TARGET_DIR)/debug/gyri-server --demo
+
+## test: every test (formatting, lints, unit, integration, embedded edition, browser)
+test: deps deps-test site lint unit-and-integration e2e
+
+deps:
+	@./scripts/install-deps.sh "$(WASM_BINDGEN_VERSION)" "$(TOOLS_DIR)"
+
+deps-test:
+	@./scripts/install-test-deps.sh
+
+## site: the hydration bundle (wasm) and CSS under target/site/pkg
+site:
+	cargo build --locked -p gyri-frontend --lib --target wasm32-unknown-unknown
+	mkdir -p $(SITE)/pkg
+	wasm-bindgen --target web --no-typescript --out-name gyri --out-dir $(SITE)/pkg \
+		$(CARGO_TARGET_DIR)/wasm32-unknown-unknown/debug/gyri_frontend.wasm
+	cp style/gyri.css $(SITE)/pkg/gyri.css
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p gyri-frontend --target wasm32-unknown-unknown -- -D warnings
+
+unit-and-integration: clean-test-dbs
+	cargo build --locked -p gyri-server
+	GYRI_TEST_DATABASE_URL="$(TEST_DB)" cargo nextest run --locked --workspace --no-fail-fast
+
+e2e:
+	cargo build --locked -p gyri-server
+	cd end2end && GYRI_SERVER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-server node run.mjs
+
+## clean-test-dbs: drop databases left by earlier test runs
+clean-test-dbs:
+	@url="$(TEST_DB)"; psql "$$url" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'gyri_test_%'" 2>/dev/null \
+		| while read -r db; do psql "$$url" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+
+## sqlx-prepare: refresh .sqlx (the compile-time query data) from the migrations
+sqlx-prepare:
+	psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS gyri_prepare WITH (FORCE)" -c "CREATE DATABASE gyri_prepare"
+	for f in migrations/*.sql; do psql "postgres://postgres@127.0.0.1:5432/gyri_prepare" -v ON_ERROR_STOP=1 -qf $$f; done
+	rm -rf .sqlx && mkdir .sqlx
+	cargo clean -p gyri-store
+	SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$(CURDIR)/.sqlx DATABASE_URL="postgres://postgres@127.0.0.1:5432/gyri_prepare" cargo check -p gyri-store

@@ -1,0 +1,9 @@
+//! One module per page.
+
+pub mod account;
+pub mod audit;
+pub mod home;
+pub mod invite;
+pub mod practices;
+pub mod sign_in;
+pub mod users;
