@@ -2,13 +2,13 @@
 
 use leptos::prelude::*;
 
-use crate::api::{Me, SignOut};
-use crate::CurrentUser;
+use crate::api::Me;
+use crate::{AuthActions, CurrentUser};
 
 #[component]
 pub fn NavBar() -> impl IntoView {
     let CurrentUser(me) = expect_context::<CurrentUser>();
-    let sign_out = ServerAction::<SignOut>::new();
+    let sign_out = expect_context::<AuthActions>().sign_out;
     view! {
         <header class="nav">
             <a class="brand" href="/">"Gyri"</a>

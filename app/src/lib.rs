@@ -39,11 +39,43 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct CurrentUser(pub Resource<Result<Option<Me>, ServerFnError>>);
 
+/// The actions that change who is signed in; the current user is fetched
+/// again whenever one of them completes.
+#[derive(Clone, Copy)]
+pub struct AuthActions {
+    pub sign_in: ServerAction<api::SignIn>,
+    pub sign_out: ServerAction<api::SignOut>,
+    pub accept: ServerAction<api::AcceptInvitation>,
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let me = Resource::new(|| (), |_| api::current_user());
+    let auth = AuthActions {
+        sign_in: ServerAction::new(),
+        sign_out: ServerAction::new(),
+        accept: ServerAction::new(),
+    };
+    provide_context(auth);
+    let me = Resource::new(
+        move || {
+            (
+                auth.sign_in.version().get(),
+                auth.sign_out.version().get(),
+                auth.accept.version().get(),
+            )
+        },
+        |_| api::current_user(),
+    );
     provide_context(CurrentUser(me));
+    // Marks the page as hydrated (for people debugging, and for the browser
+    // tests). Browser only: the server renders no effects.
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Title text="Gyri" />
         <Router>

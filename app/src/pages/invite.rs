@@ -3,15 +3,16 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{invitation_info, AcceptInvitation};
+use crate::api::invitation_info;
 use crate::components::{action_error, clean_error, ErrorNote};
+use crate::AuthActions;
 
 #[component]
 pub fn AcceptInvite() -> impl IntoView {
     let params = use_params_map();
     let token = move || params.read().get("token").unwrap_or_default();
     let info = Resource::new(token, invitation_info);
-    let accept = ServerAction::<AcceptInvitation>::new();
+    let accept = expect_context::<AuthActions>().accept;
     view! {
         <section class="card narrow">
             <h1>"Join Gyri"</h1>

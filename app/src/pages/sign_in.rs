@@ -2,12 +2,12 @@
 
 use leptos::prelude::*;
 
-use crate::api::SignIn as SignInFn;
 use crate::components::{action_error, ErrorNote};
+use crate::AuthActions;
 
 #[component]
 pub fn SignIn() -> impl IntoView {
-    let action = ServerAction::<SignInFn>::new();
+    let action = expect_context::<AuthActions>().sign_in;
     view! {
         <section class="card narrow">
             <h1>"Sign in to Gyri"</h1>
