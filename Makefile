@@ -55,7 +55,7 @@ lint:
 
 unit-and-integration: clean-test-dbs
 	cargo build --locked -p gyri-server
-	GYRI_TEST_DATABASE_URL="$(TEST_DB)" cargo nextest run --locked --workspace --exclude gyri-frontend --no-fail-fast
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" GYRI_TEST_DATABASE_URL="$(TEST_DB)" cargo nextest run --locked --workspace --exclude gyri-frontend --no-fail-fast
 
 e2e:
 	cargo build --locked -p gyri-server

@@ -1,0 +1,98 @@
+//! `gyri-worker`: Gyri's background worker, and command-line tools for
+//! researchers and for checking.
+//!
+//!   gyri-worker convert --dicom DIR --out OUT_DIR
+//!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
+
+use gyri_imaging::convert::{convert_dicom_dir, convert_nifti};
+use gyri_imaging::{Limits, SequenceClass};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  gyri-worker convert --dicom DIR --out OUT_DIR
+  gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("convert") => convert(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn convert(args: &[String]) -> ExitCode {
+    let mut dicom = None;
+    let mut nifti = None;
+    let mut out = None;
+    let mut class = SequenceClass::Other;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().cloned();
+        match (flag.as_str(), value) {
+            ("--dicom", Some(v)) => dicom = Some(PathBuf::from(v)),
+            ("--nifti", Some(v)) => nifti = Some(PathBuf::from(v)),
+            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
+            ("--class", Some(v)) => {
+                class = match v.as_str() {
+                    "t1" => SequenceClass::T1,
+                    "flair" => SequenceClass::Flair,
+                    "other" => SequenceClass::Other,
+                    _ => return usage(&format!("unknown class {v:?}")),
+                }
+            }
+            (f, _) => return usage(&format!("unexpected {f:?}")),
+        }
+    }
+    let Some(out) = out else {
+        return usage("--out is needed");
+    };
+    let limits = Limits::default();
+    let report = match (dicom, nifti) {
+        (Some(dir), None) => convert_dicom_dir(&dir, &out, &limits),
+        (None, Some(file)) => convert_nifti(&file, class, &out, &limits),
+        _ => return usage("give either --dicom DIR or --nifti FILE"),
+    };
+    match report {
+        Ok(r) => {
+            for s in &r.series {
+                println!(
+                    "{}  {:?}  {}×{}×{}  {}",
+                    s.file, s.class, s.dims[0], s.dims[1], s.dims[2], s.description
+                );
+                for w in &s.warnings {
+                    println!("    warning: {w}");
+                }
+            }
+            for s in &r.refused {
+                println!(
+                    "refused series {} ({}): {}",
+                    s.number.unwrap_or(0),
+                    s.description,
+                    s.reason
+                );
+            }
+            if !r.skipped.is_empty() {
+                println!("{} files skipped (see series.json)", r.skipped.len());
+            }
+            println!("wrote {}", out.join("series.json").display());
+            if r.series.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("{problem}\n{USAGE}");
+    ExitCode::from(2)
+}
