@@ -3,6 +3,7 @@
 //! file or series that cannot be trusted is reported with its reason.
 
 pub mod classify;
+pub mod deid;
 pub mod header;
 pub mod series;
 
@@ -48,6 +49,15 @@ pub struct Conversion {
     pub refused: Vec<RefusedSeries>,
     /// Files that are not DICOM images, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Opens a DICOM file whole (pixel data included), within `limits`;
+/// tolerates damaged padding after the pixel data.
+pub fn open_dicom(
+    path: &Path,
+    limits: &Limits,
+) -> std::result::Result<dicom_object::DefaultDicomObject, String> {
+    open(path, limits, false)
 }
 
 fn open(
