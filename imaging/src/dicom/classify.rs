@@ -23,7 +23,32 @@ const T1_NAMES: [&str; 10] = [
     "mprage", "mp-rage", "mp_rage", "spgr", "bravo", "tfl", "t1", "tfe", "mp2rage", "vibe",
 ];
 
-/// The class and the reason for it.
+/// Fewer slices than this cannot be a brain volume to measure, whatever the
+/// acquisition attributes say (a localizer, a single test slice).
+pub const MIN_SLICES: usize = 8;
+
+const LOCALIZER_NAMES: [&str; 4] = ["scout", "localizer", "localiser", "survey"];
+
+/// The class of a series of `slices` slices and the reason for it: localizers
+/// and series too thin to measure are "other" before anything else.
+pub fn classify_series(a: &Acquisition, slices: usize) -> (SequenceClass, String) {
+    let desc = a.description.to_lowercase();
+    if let Some(name) = LOCALIZER_NAMES.iter().find(|n| desc.contains(*n)) {
+        return (
+            SequenceClass::Other,
+            format!("a localizer (\"{name}\" in \"{}\")", a.description),
+        );
+    }
+    if slices < MIN_SLICES {
+        return (
+            SequenceClass::Other,
+            format!("only {slices} slice(s): too few to be a brain volume (at least {MIN_SLICES})"),
+        );
+    }
+    classify(a)
+}
+
+/// The class from the acquisition attributes alone, and the reason for it.
 pub fn classify(a: &Acquisition) -> (SequenceClass, String) {
     let desc = a.description.to_lowercase();
     let seq = a.scanning_sequence.to_uppercase();
@@ -137,5 +162,19 @@ mod tests {
             assert_eq!(class, expected, "{}: {reason}", a.description);
             assert!(!reason.is_empty());
         }
+    }
+
+    #[test]
+    fn localizers_and_thin_series_are_never_t1_or_flair() {
+        let scout = acq("AAHead_Scout", "GR", "3D", 0.0, 1.37, 3.15);
+        assert_eq!(classify(&scout).0, SequenceClass::T1);
+        let (class, reason) = classify_series(&scout, 128);
+        assert_eq!(class, SequenceClass::Other);
+        assert!(reason.contains("localizer"), "{reason}");
+        let flair = acq("t2_flair_tra", "SE\\IR", "2D", 2500.0, 81.0, 9000.0);
+        let (class, reason) = classify_series(&flair, 3);
+        assert_eq!(class, SequenceClass::Other);
+        assert!(reason.contains("only 3 slice"), "{reason}");
+        assert_eq!(classify_series(&flair, 30).0, SequenceClass::Flair);
     }
 }

@@ -151,7 +151,8 @@ pub fn convert_files(paths: &[PathBuf], limits: &Limits) -> Conversion {
         let first = files[0].1.clone();
         match build(&files, limits) {
             Ok((volume, warnings, positions)) => {
-                let (class, class_reason) = classify::classify(&first.acquisition);
+                let (class, class_reason) =
+                    classify::classify_series(&first.acquisition, volume.dims[2]);
                 let mut volume = volume;
                 volume.meta = first.meta.clone();
                 volume.meta.sequence = class;
@@ -196,21 +197,36 @@ fn build(files: &[(PathBuf, FileHeader)], limits: &Limits) -> Result<Built> {
     for (file_index, (path, header)) in files.iter().enumerate() {
         let obj = open(path, limits, false)
             .map_err(|e| ImagingError::BadHeader(format!("{}: {e}", path.display())))?;
-        let decoded = obj.decode_pixel_data().map_err(|e| {
-            ImagingError::Unsupported(format!(
-                "the pixel data of {} cannot be decoded ({e})",
-                path.display()
-            ))
-        })?;
+        // dicom-rs's decoders can panic on damaged compressed data (found by
+        // fuzzing: an RLE segment running past its end); that is the file's
+        // fault, reported as such, and must not take down the caller.
+        let decoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+                .map_err(|_| {
+                    ImagingError::BadHeader(format!(
+                        "the compressed pixel data of {} is damaged",
+                        path.display()
+                    ))
+                })?
+                .map_err(|e| {
+                    ImagingError::Unsupported(format!(
+                        "the pixel data of {} cannot be decoded ({e})",
+                        path.display()
+                    ))
+                })?;
         for frame in 0..header.frames.len() {
             let Some(&(k, slope, intercept)) = slot.get(&(file_index, frame)) else {
                 continue;
             };
-            let values: Vec<f32> = decoded
-                .to_vec_frame_with_options(frame as u32, &options)
-                .map_err(|e| {
-                    ImagingError::Unsupported(format!("frame {frame} of {}: {e}", path.display()))
-                })?;
+            let values: Vec<f32> = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decoded.to_vec_frame_with_options(frame as u32, &options)
+            }))
+            .map_err(|_| {
+                ImagingError::BadHeader(format!("frame {frame} of {} is damaged", path.display()))
+            })?
+            .map_err(|e| {
+                ImagingError::Unsupported(format!("frame {frame} of {}: {e}", path.display()))
+            })?;
             if values.len() != slice {
                 return Err(ImagingError::Truncated(format!(
                     "{} holds {} pixels where {nx}×{ny} were announced",
