@@ -1,0 +1,99 @@
+//! 3D convolution on candle tensors (candle 0.11 has none): a custom op
+//! over the im2col + gemm kernels of `kernels`, with a hand-written
+//! backward (dX: the same kernel on dY with flipped, transposed weights;
+//! dW: tiled `dY · colᵀ`).
+
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::kernels::{self, Geometry};
+
+/// `N × C × D × H × W`, checked.
+pub(crate) fn dims5(t: &Tensor, what: &str) -> Result<[usize; 5]> {
+    match t.dims() {
+        &[n, c, d, h, w] => Ok([n, c, d, h, w]),
+        other => bail!("{what}: expected N×C×D×H×W, got {other:?}"),
+    }
+}
+
+/// The contiguous f32 data of a CPU storage.
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{what}: only f32 is supported");
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+struct Conv3dOp {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for Conv3dOp {
+    fn name(&self) -> &'static str {
+        "conv3d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "conv3d input")?;
+        let w = f32_slice(ws, wl, "conv3d weight")?;
+        let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
+        let c_out = wl.dims()[0];
+        let g = &self.geometry;
+        let y = kernels::forward(x, n, c_in, w, c_out, g);
+        let [d, h, w] = g.out;
+        Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [n, c_in, ..] = dims5(x, "conv3d input")?;
+        let c_out = w.dims()[0];
+        let g = self.geometry;
+        let dy = dy.contiguous()?;
+        let dy_v = dy.flatten_all()?.to_vec1::<f32>()?;
+        let x_v = x.flatten_all()?.to_vec1::<f32>()?;
+        let w_v = w.flatten_all()?.to_vec1::<f32>()?;
+        let dx = kernels::input_grad(&dy_v, n, c_out, &w_v, c_in, &g);
+        let dw = kernels::weight_grad(&x_v, n, c_in, &dy_v, c_out, &g);
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+        ))
+    }
+}
+
+/// `y = x ⊛ w` (cross-correlation, as PyTorch's `conv3d`) with a `k`³ kernel,
+/// the same stride and zero padding on every axis, no bias.
+/// `x`: `N × C_in × D × H × W`, `w`: `C_out × C_in × k × k × k`.
+pub fn conv3d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let [_, c_in, d, h, wd] = dims5(x, "conv3d input")?;
+    let [_, wc_in, k, k1, k2] = dims5(w, "conv3d weight")?;
+    if wc_in != c_in || k != k1 || k != k2 || k == 0 || stride == 0 {
+        bail!(
+            "conv3d: weight {:?} does not fit input {:?} (stride {stride})",
+            w.dims(),
+            x.dims()
+        );
+    }
+    let Some(geometry) = Geometry::new([d, h, wd], k, stride, padding) else {
+        bail!(
+            "conv3d: input {:?} is smaller than the kernel {k}",
+            x.dims()
+        );
+    };
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, Conv3dOp { geometry })
+}

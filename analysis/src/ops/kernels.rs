@@ -1,0 +1,311 @@
+//! The CPU kernels behind `Conv3d`: a tiled im2col feeding `gemm`.
+//!
+//! A convolution of an input `(C_in, D, H, W)` with weights
+//! `(C_out, C_in·k³)` is, for a tile of `t` output positions, one matrix
+//! product `W · col` where `col` (`C_in·k³ × t`) holds, row by row, the input
+//! value each kernel tap sees at each position of the tile. Tiles are sized so
+//! that `col` stays a few MB (in cache), and are spread over the rayon pool,
+//! each product single-threaded. The weight gradient is the same walk with
+//! `dY_tile · colᵀ` accumulated per thread.
+#![allow(unsafe_code)] // raw pointers into disjoint parts of one output, for gemm
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Where each output voxel reads the input: kernel `k`³, stride, padding
+/// before each axis (the padding after is implied by `out`), output size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: [isize; 3],
+    pub input: [usize; 3],
+    pub out: [usize; 3],
+}
+
+impl Geometry {
+    /// Symmetric padding, as in PyTorch's `Conv3d`.
+    pub fn new(input: [usize; 3], kernel: usize, stride: usize, padding: usize) -> Option<Self> {
+        let mut out = [0; 3];
+        for a in 0..3 {
+            let span = (input[a] + 2 * padding).checked_sub(kernel)?;
+            out[a] = span / stride + 1;
+        }
+        Some(Self {
+            kernel,
+            stride,
+            pad: [padding as isize; 3],
+            input,
+            out,
+        })
+    }
+
+    fn positions(&self) -> usize {
+        self.out.iter().product()
+    }
+
+    fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Rows of `col`: one per input channel and kernel tap.
+    fn rows(&self, c_in: usize) -> usize {
+        c_in * self.kernel.pow(3)
+    }
+
+    /// Output positions per tile: `col` near 2 MB, whole rows of output
+    /// where possible.
+    fn tile(&self, c_in: usize) -> usize {
+        let target = (1usize << 19) / self.rows(c_in).max(1);
+        target.clamp(256, 16384).min(self.positions())
+    }
+}
+
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Fills `col` (`rows × t`, row-major) for output positions `p0..p0 + t` of
+/// one batch item `x` (`C_in × D × H × W`).
+fn im2col(x: &[f32], c_in: usize, g: &Geometry, p0: usize, t: usize, col: &mut [f32]) {
+    let [ind, inh, inw] = g.input;
+    let [_, oh_n, ow_n] = g.out;
+    let k = g.kernel;
+    let s = g.stride;
+    // Runs of consecutive positions along the output's W axis.
+    let mut runs = Vec::with_capacity(t / ow_n + 2);
+    let (mut i, mut p) = (0, p0);
+    while i < t {
+        let ow = p % ow_n;
+        let oh = (p / ow_n) % oh_n;
+        let od = p / (ow_n * oh_n);
+        let len = (ow_n - ow).min(t - i);
+        runs.push((i, len, od, oh, ow));
+        i += len;
+        p += len;
+    }
+    let in_len = g.input_len();
+    for ci in 0..c_in {
+        let xc = &x[ci * in_len..(ci + 1) * in_len];
+        for kd in 0..k {
+            for kh in 0..k {
+                for kw in 0..k {
+                    let row = ((ci * k + kd) * k + kh) * k + kw;
+                    let dst = &mut col[row * t..(row + 1) * t];
+                    for &(i, len, od, oh, ow) in &runs {
+                        let out = &mut dst[i..i + len];
+                        let id = (od * s + kd) as isize - g.pad[0];
+                        let ih = (oh * s + kh) as isize - g.pad[1];
+                        if id < 0 || id >= ind as isize || ih < 0 || ih >= inh as isize {
+                            out.fill(0.0);
+                            continue;
+                        }
+                        let line = &xc[(id as usize * inh + ih as usize) * inw..][..inw];
+                        // iw = (ow + j)·s + kw − pad for j in 0..len
+                        let iw0 = (ow * s + kw) as isize - g.pad[2];
+                        if s == 1 {
+                            let lo = (-iw0).clamp(0, len as isize) as usize;
+                            let hi = (inw as isize - iw0).clamp(lo as isize, len as isize) as usize;
+                            out[..lo].fill(0.0);
+                            let start = (iw0 + lo as isize) as usize;
+                            out[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                            out[hi..].fill(0.0);
+                        } else {
+                            for (j, o) in out.iter_mut().enumerate() {
+                                let iw = iw0 + (j * s) as isize;
+                                *o = if iw >= 0 && iw < inw as isize {
+                                    line[iw as usize]
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tiles(batch: usize, g: &Geometry, tile: usize) -> Vec<(usize, usize, usize)> {
+    let p = g.positions();
+    (0..batch)
+        .flat_map(|b| {
+            (0..p)
+                .step_by(tile)
+                .map(move |p0| (b, p0, tile.min(p - p0)))
+        })
+        .collect()
+}
+
+/// `y = conv(x, w)` without bias. `x`: `N × C_in × input`, `w`:
+/// `C_out × C_in × k³`; returns `N × C_out × out`.
+pub fn forward(
+    x: &[f32],
+    batch: usize,
+    c_in: usize,
+    w: &[f32],
+    c_out: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let rows = g.rows(c_in);
+    let p = g.positions();
+    let in_len = c_in * g.input_len();
+    assert_eq!(x.len(), batch * in_len);
+    assert_eq!(w.len(), c_out * rows);
+    let mut y = vec![0f32; batch * c_out * p];
+    let tile = g.tile(c_in);
+    let dst = SendPtr(y.as_mut_ptr());
+    tiles(batch, g, tile).into_par_iter().for_each_init(
+        || vec![0f32; rows * tile],
+        |col, (b, p0, t)| {
+            im2col(&x[b * in_len..(b + 1) * in_len], c_in, g, p0, t, col);
+            let dst = &dst;
+            // SAFETY: each tile writes its own columns p0..p0+t of batch b:
+            // no two tasks touch the same element, and `y` outlives the loop.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    t,
+                    rows,
+                    dst.0.add(b * c_out * p + p0),
+                    1,
+                    p as isize,
+                    false,
+                    w.as_ptr(),
+                    1,
+                    rows as isize,
+                    col.as_ptr(),
+                    1,
+                    t as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        },
+    );
+    y
+}
+
+/// `dL/dw` of `y = conv(x, w)` given `dy` (`N × C_out × out`): returns
+/// `C_out × C_in × k³`.
+pub fn weight_grad(
+    x: &[f32],
+    batch: usize,
+    c_in: usize,
+    dy: &[f32],
+    c_out: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let rows = g.rows(c_in);
+    let p = g.positions();
+    let in_len = c_in * g.input_len();
+    assert_eq!(x.len(), batch * in_len);
+    assert_eq!(dy.len(), batch * c_out * p);
+    let tile = g.tile(c_in);
+    tiles(batch, g, tile)
+        .into_par_iter()
+        .fold(
+            || (vec![0f32; c_out * rows], vec![0f32; rows * tile]),
+            |(mut acc, mut col), (b, p0, t)| {
+                im2col(&x[b * in_len..(b + 1) * in_len], c_in, g, p0, t, &mut col);
+                let lhs = &dy[b * c_out * p + p0..];
+                // SAFETY: `acc` is this task's own; lhs has c_out rows of
+                // stride p with t columns; col holds rows × t.
+                unsafe {
+                    gemm::gemm(
+                        c_out,
+                        rows,
+                        t,
+                        acc.as_mut_ptr(),
+                        1,
+                        rows as isize,
+                        true,
+                        lhs.as_ptr(),
+                        1,
+                        p as isize,
+                        col.as_ptr(),
+                        t as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                (acc, col)
+            },
+        )
+        .map(|(acc, _)| acc)
+        .reduce(
+            || vec![0f32; c_out * rows],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
+/// `dL/dx` of `y = conv(x, w)`: the same convolution run on `dy` (spread
+/// out by the stride) with the weights flipped in space and their channel
+/// axes swapped. Returns `N × C_in × input`.
+pub fn input_grad(
+    dy: &[f32],
+    batch: usize,
+    c_out: usize,
+    w: &[f32],
+    c_in: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let k = g.kernel;
+    let k3 = k.pow(3);
+    // w'[ci][co][t] = w[co][ci][k³ − 1 − t]
+    let mut wt = vec![0f32; w.len()];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            for t in 0..k3 {
+                wt[(ci * c_out + co) * k3 + t] = w[(co * c_in + ci) * k3 + (k3 - 1 - t)];
+            }
+        }
+    }
+    let (dy, spread) = if g.stride == 1 {
+        (std::borrow::Cow::Borrowed(dy), g.out)
+    } else {
+        let s = g.stride;
+        let [od, oh, ow] = g.out;
+        let spread = [(od - 1) * s + 1, (oh - 1) * s + 1, (ow - 1) * s + 1];
+        let len: usize = spread.iter().product();
+        let mut v = vec![0f32; batch * c_out * len];
+        for plane in 0..batch * c_out {
+            let src = &dy[plane * od * oh * ow..][..od * oh * ow];
+            let dst = &mut v[plane * len..][..len];
+            for d in 0..od {
+                for h in 0..oh {
+                    for x in 0..ow {
+                        dst[((d * s) * spread[1] + h * s) * spread[2] + x * s] =
+                            src[(d * oh + h) * ow + x];
+                    }
+                }
+            }
+        }
+        (std::borrow::Cow::Owned(v), spread)
+    };
+    let back = Geometry {
+        kernel: k,
+        stride: 1,
+        pad: [
+            k as isize - 1 - g.pad[0],
+            k as isize - 1 - g.pad[1],
+            k as isize - 1 - g.pad[2],
+        ],
+        input: spread,
+        out: g.input,
+    };
+    forward(&dy, batch, c_out, &wt, c_in, &back)
+}
