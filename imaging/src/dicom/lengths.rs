@@ -62,23 +62,34 @@ impl Reader<'_> {
     }
 }
 
+/// Whether an explicit VR has the 4-byte length form. A VR that is not one
+/// of the standard's is read as UN by dicom-rs, which has that form too.
 fn long_length(vr: &[u8]) -> bool {
-    matches!(
+    let short = matches!(
         vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"SV"
-            | b"UV"
-    )
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    );
+    !short
 }
 
 /// Walks the file (`bytes`: the whole file, preamble or not).
@@ -218,7 +229,7 @@ fn walk(mut r: Reader, syntax: Syntax) -> Result<Lengths, String> {
                     "the file ends inside an element header at byte {at}"
                 ));
             };
-            if &vr == b"UN" && len == UNDEFINED {
+            if len == UNDEFINED && !matches!(&vr, b"SQ" | b"OB" | b"OW") {
                 // A sequence of unknown VR, encoded implicitly inside:
                 // dicom-rs bounds what it reads there by its delimiters.
                 return Ok(Lengths::Sound);
