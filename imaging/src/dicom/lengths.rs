@@ -102,37 +102,43 @@ pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
         // No meta header: dicom-rs will refuse the file itself.
         return Ok(Lengths::Sound);
     };
-    // The meta group is always explicit VR little endian.
+    // The meta group is always explicit VR little endian. dicom-rs reads
+    // it as its group length (0002,0000) says: elements of any group until
+    // that many bytes are consumed; the data set starts there.
     let mut r = Reader {
         b: bytes,
         pos: start,
         big: false,
     };
     let mut syntax = Syntax::ExplicitLittle;
-    loop {
-        let at = r.pos;
-        let Some(group) = r.u16() else { break };
-        if group != 0x0002 {
-            r.pos = at;
-            break;
-        }
-        let element = r.u16().ok_or("the file ends in its meta header")?;
-        let vr = r
-            .take(2)
-            .ok_or("the file ends in its meta header")?
-            .to_vec();
+    let end_meta = "the file ends in its meta header";
+    let (Some((0x0002, 0x0000)), Some(b"UL"), Some(4)) = (
+        r.u16().zip(r.u16()),
+        r.take(2).map(|v| [v[0], v[1]]).as_ref(),
+        r.u16(),
+    ) else {
+        // No usable group length: dicom-rs refuses the file itself.
+        return Ok(Lengths::Sound);
+    };
+    let group_length = r.u32().ok_or(end_meta)? as usize;
+    let meta_start = r.pos;
+    while r.pos - meta_start < group_length {
+        let (group, element) = r.u16().zip(r.u16()).ok_or(end_meta)?;
+        let vr = r.take(2).ok_or(end_meta)?.to_vec();
         let len = if long_length(&vr) {
             r.take(2);
-            r.u32().ok_or("the file ends in its meta header")? as usize
+            r.u32().ok_or(end_meta)?
         } else {
-            r.u16().ok_or("the file ends in its meta header")? as usize
+            u32::from(r.u16().ok_or(end_meta)?)
         };
+        if len == UNDEFINED {
+            return Ok(Lengths::Sound); // refused by dicom-rs
+        }
+        let len = len as usize;
         let value = r.take(len).ok_or_else(|| {
-            format!(
-                "meta element (0002,{element:04X}) declares {len} bytes past the end of the file"
-            )
+            format!("the meta element ({group:04X},{element:04X}) declares {len} bytes past the end of the file")
         })?;
-        if element == 0x0010 {
+        if (group, element) == (0x0002, 0x0010) {
             let uid = String::from_utf8_lossy(value);
             match uid.trim_end_matches(['\0', ' ']) {
                 "1.2.840.10008.1.2" => syntax = Syntax::ImplicitLittle,
