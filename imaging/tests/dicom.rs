@@ -53,6 +53,17 @@ fn dcm2niix(files: &[PathBuf]) -> Vec<(i64, Volume)> {
     out
 }
 
+/// Converts `bytes` written to a file of their own; asserts no series came
+/// of it.
+fn convert_damaged(bytes: &[u8]) -> gyri_imaging::dicom::Conversion {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("damaged.dcm");
+    std::fs::write(&file, bytes).unwrap();
+    let c = convert_files(std::slice::from_ref(&file), &Limits::default());
+    assert!(c.series.is_empty(), "a damaged file gave a series");
+    c
+}
+
 /// Same voxels at the same places: compared after reorienting both to RAS,
 /// since dcm2niix flips rows to store images upright.
 fn assert_same_volume(ours: &Volume, theirs: &Volume, what: &str, tolerance_mm: f64) {
@@ -350,11 +361,7 @@ fn damaged_rle_segments_are_refused_not_a_crash() {
     let fragment_len = u32::from_le_bytes(bytes[at - 4..at].try_into().unwrap());
     let second = fragment_len - 2;
     bytes[at + 8..at + 12].copy_from_slice(&second.to_le_bytes());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("damaged_rle.dcm");
-    std::fs::write(&file, &bytes).unwrap();
-    let c = convert_files(&[file], &Limits::default());
-    assert!(c.series.is_empty());
+    let c = convert_damaged(&bytes);
     let reason = c.refused[0].reason.to_string();
     assert!(
         reason.contains("damaged") || reason.contains("cannot be decoded"),
@@ -373,11 +380,7 @@ fn a_length_declared_past_the_end_of_the_file_is_refused_before_allocating() {
         .rposition(|w| w == pixel_data)
         .expect("native pixel data");
     bytes[at + 8..at + 12].copy_from_slice(&0xA300_0000u32.to_le_bytes());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("huge_length.dcm");
-    std::fs::write(&file, &bytes).unwrap();
-    let c = convert_files(&[file], &Limits::default());
-    assert!(c.series.is_empty());
+    let c = convert_damaged(&bytes);
     let reasons: Vec<String> = c
         .skipped
         .iter()
@@ -405,11 +408,7 @@ fn an_unknown_vr_is_read_with_a_long_length_as_dicom_rs_does() {
     bytes[at + 4..at + 6].copy_from_slice(b"XX");
     bytes[at + 6..at + 8].copy_from_slice(&[0, 0]);
     bytes[at + 8..at + 12].copy_from_slice(&0x7000_0000u32.to_le_bytes());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad_vr.dcm");
-    std::fs::write(&file, &bytes).unwrap();
-    let c = convert_files(std::slice::from_ref(&file), &Limits::default());
-    assert!(c.series.is_empty());
+    let c = convert_damaged(&bytes);
     assert!(
         c.skipped[0].1.contains("declares 1879048192 bytes"),
         "{:?}",
@@ -433,11 +432,7 @@ fn the_data_set_is_checked_where_the_meta_group_length_says_it_starts() {
     bytes.extend_from_slice(&[0; 64]);
     let group_length = (at + 1 - 144) as u32;
     bytes[140..144].copy_from_slice(&group_length.to_le_bytes());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("swallowed_pixels.dcm");
-    std::fs::write(&file, &bytes).unwrap();
-    let c = convert_files(std::slice::from_ref(&file), &Limits::default());
-    assert!(c.series.is_empty());
+    let c = convert_damaged(&bytes);
     assert!(
         c.skipped[0].1.contains("declares 1879048192 bytes"),
         "{:?}",
