@@ -9,14 +9,15 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
-/// What the walk found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Lengths {
-    /// Every length fits.
-    Sound,
-    /// The elements up to and including the top-level pixel data fit;
-    /// what follows (at byte `end`) is damaged and should not be read.
-    DamagedAfterPixelData { end: usize },
+/// What the walk found, when every length up to the pixel data fits.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// Where the top-level pixel data element ends, when the walk reached
+    /// it.
+    pub pixel_data_end: Option<usize>,
+    /// Whether a length after the pixel data runs past the end: what
+    /// follows the pixel data should not be read.
+    pub damaged_after_pixel_data: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -93,14 +94,14 @@ fn long_length(vr: &[u8]) -> bool {
 }
 
 /// Walks the file (`bytes`: the whole file, preamble or not).
-pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
+pub fn check(bytes: &[u8]) -> Result<Walk, String> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
     } else if bytes.get(0..4) == Some(b"DICM") {
         4
     } else {
         // No meta header: dicom-rs will refuse the file itself.
-        return Ok(Lengths::Sound);
+        return Ok(Walk::default());
     };
     // The meta group is always explicit VR little endian. dicom-rs reads
     // it as its group length (0002,0000) says: elements of any group until
@@ -118,7 +119,7 @@ pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
         r.u16(),
     ) else {
         // No usable group length: dicom-rs refuses the file itself.
-        return Ok(Lengths::Sound);
+        return Ok(Walk::default());
     };
     let group_length = r.u32().ok_or(end_meta)? as usize;
     let meta_start = r.pos;
@@ -132,7 +133,7 @@ pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
             u32::from(r.u16().ok_or(end_meta)?)
         };
         if len == UNDEFINED {
-            return Ok(Lengths::Sound); // refused by dicom-rs
+            return Ok(Walk::default()); // refused by dicom-rs
         }
         let len = len as usize;
         let value = r.take(len).ok_or_else(|| {
@@ -145,7 +146,7 @@ pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
                 "1.2.840.10008.1.2.2" => syntax = Syntax::ExplicitBig,
                 // Deflated: the data set is compressed; dicom-rs inflates
                 // it within the file-size limit.
-                "1.2.840.10008.1.2.1.99" => return Ok(Lengths::Sound),
+                "1.2.840.10008.1.2.1.99" => return Ok(Walk::default()),
                 _ => {}
             }
         }
@@ -154,7 +155,7 @@ pub fn check(bytes: &[u8]) -> Result<Lengths, String> {
     walk(r, syntax)
 }
 
-fn walk(mut r: Reader, syntax: Syntax) -> Result<Lengths, String> {
+fn walk(mut r: Reader, syntax: Syntax) -> Result<Walk, String> {
     let n = r.b.len();
     // End offsets of the sequences and items the walk is inside.
     let mut open: Vec<usize> = Vec::new();
@@ -167,12 +168,18 @@ fn walk(mut r: Reader, syntax: Syntax) -> Result<Lengths, String> {
             open.pop();
         }
         if r.pos == n {
-            return Ok(Lengths::Sound);
+            return Ok(Walk {
+                pixel_data_end,
+                damaged_after_pixel_data: false,
+            });
         }
         let at = r.pos;
-        let bad = |what: String| -> Result<Lengths, String> {
+        let bad = |what: String| -> Result<Walk, String> {
             match pixel_data_end {
-                Some(end) if at >= end => Ok(Lengths::DamagedAfterPixelData { end }),
+                Some(end) if at >= end => Ok(Walk {
+                    pixel_data_end,
+                    damaged_after_pixel_data: true,
+                }),
                 _ => Err(what),
             }
         };
@@ -238,7 +245,10 @@ fn walk(mut r: Reader, syntax: Syntax) -> Result<Lengths, String> {
             if len == UNDEFINED && !matches!(&vr, b"SQ" | b"OB" | b"OW") {
                 // A sequence of unknown VR, encoded implicitly inside:
                 // dicom-rs bounds what it reads there by its delimiters.
-                return Ok(Lengths::Sound);
+                return Ok(Walk {
+                    pixel_data_end,
+                    damaged_after_pixel_data: false,
+                });
             }
             (&vr == b"SQ", len)
         };

