@@ -3,7 +3,7 @@
 //! backward (dX: the same kernel on dY with flipped, transposed weights;
 //! dW: tiled `dY · colᵀ`).
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
 
 use super::kernels::{self, Geometry};
 
@@ -24,6 +24,17 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
         Some((a, b)) => Ok(&v[a..b]),
         None => bail!("{what}: expected a contiguous tensor"),
     }
+}
+
+/// Runs `f` on the data of `t` (an f32 CPU tensor), in place when `t` is
+/// contiguous: a backward pass need not copy whole activations.
+pub(crate) fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        bail!("{what}: only CPU tensors are supported");
+    };
+    Ok(f(f32_slice(cpu, layout, what)?))
 }
 
 struct Conv3dOp {
@@ -62,12 +73,15 @@ impl CustomOp2 for Conv3dOp {
         let [n, c_in, ..] = dims5(x, "conv3d input")?;
         let c_out = w.dims()[0];
         let g = self.geometry;
-        let dy = dy.contiguous()?;
-        let dy_v = dy.flatten_all()?.to_vec1::<f32>()?;
-        let x_v = x.flatten_all()?.to_vec1::<f32>()?;
-        let w_v = w.flatten_all()?.to_vec1::<f32>()?;
-        let dx = kernels::input_grad(&dy_v, n, c_out, &w_v, c_in, &g);
-        let dw = kernels::weight_grad(&x_v, n, c_in, &dy_v, c_out, &g);
+        let (dx, dw) = with_f32(dy, "conv3d gradient", |dy| {
+            let dx = with_f32(w, "conv3d weight", |w| {
+                kernels::input_grad(dy, n, c_out, w, c_in, &g)
+            })?;
+            let dw = with_f32(x, "conv3d input", |x| {
+                kernels::weight_grad(x, n, c_in, dy, c_out, &g)
+            })?;
+            Ok::<_, candle_core::Error>((dx, dw))
+        })??;
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv3d::{dims5, f32_slice};
+use super::conv3d::{dims5, f32_slice, with_f32};
 
 struct MaxPool2;
 
@@ -60,18 +60,20 @@ impl CustomOp1 for MaxPool2 {
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let [n, c, d, h, w] = dims5(x, "max_pool3d input")?;
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let dys = dy.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let (plane, oplane) = (d * h * w, (d / 2) * (h / 2) * (w / 2));
         let mut dx = vec![0f32; n * c * plane];
         if oplane > 0 {
-            dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
-                let mut idx = vec![0usize; oplane];
-                argmax_plane(&xs[p * plane..(p + 1) * plane], [d, h, w], &mut idx);
-                for (o, &i) in idx.iter().enumerate() {
-                    out[i] += dys[p * oplane + o];
-                }
-            });
+            with_f32(x, "max_pool3d input", |xs| {
+                with_f32(dy, "max_pool3d gradient", |dys| {
+                    dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
+                        let mut idx = vec![0usize; oplane];
+                        argmax_plane(&xs[p * plane..(p + 1) * plane], [d, h, w], &mut idx);
+                        for (o, &i) in idx.iter().enumerate() {
+                            out[i] += dys[p * oplane + o];
+                        }
+                    })
+                })
+            })??;
         }
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
