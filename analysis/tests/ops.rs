@@ -528,3 +528,158 @@ fn instance_norm_matches_the_definition_and_finite_differences() {
         );
     }
 }
+
+/// `interpolate(scale_factor=2, mode='trilinear', align_corners=True)`:
+/// output `j` samples `j·(n−1)/(2n−1)`.
+fn aligned_weights(n: usize) -> Vec<Vec<(usize, f64)>> {
+    (0..2 * n)
+        .map(|j| {
+            let src = if n == 1 {
+                0.0
+            } else {
+                j as f64 * (n - 1) as f64 / (2 * n - 1) as f64
+            };
+            let i0 = (src.floor() as usize).min(n - 1);
+            let i1 = (i0 + 1).min(n - 1);
+            vec![(i0, 1.0 - (src - i0 as f64)), (i1, src - i0 as f64)]
+        })
+        .collect()
+}
+
+#[test]
+fn fused_trilinear_upsampling_matches_both_corner_conventions_and_its_adjoint() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for xd in [[1, 2, 3, 4, 5], [2, 1, 1, 2, 3]] {
+        let yd = [xd[0], xd[1], 2 * xd[2], 2 * xd[3], 2 * xd[4]];
+        let x = random(&mut rng, xd.iter().product());
+        let dy = random(&mut rng, yd.iter().product());
+        for align in [false, true] {
+            let w = |n| {
+                if align {
+                    aligned_weights(n)
+                } else {
+                    linear_weights(n)
+                }
+            };
+            let (wz, wy, wx) = (w(xd[2]), w(xd[3]), w(xd[4]));
+            let mut want = vec![0.0; dy.len()];
+            let mut dwant = vec![0.0; x.len()];
+            for n in 0..yd[0] {
+                for c in 0..yd[1] {
+                    for z in 0..yd[2] {
+                        for y in 0..yd[3] {
+                            for xx in 0..yd[4] {
+                                let o = idx(yd, n, c, z, y, xx);
+                                for &(a, la) in &wz[z] {
+                                    for &(b, lb) in &wy[y] {
+                                        for &(e, le) in &wx[xx] {
+                                            let i = idx(xd, n, c, a, b, e);
+                                            want[o] += la * lb * le * x[i];
+                                            dwant[i] += la * lb * le * dy[o];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let xv = Var::from_tensor(&tensor(&x, xd)).unwrap();
+            let out = ops::upsample_trilinear_2_with(&xv, align).unwrap();
+            assert_eq!(out.dims(), &yd);
+            assert_close(&values(&out), &want, 1e-6, &format!("align {align}"));
+            let g = (out * tensor(&dy, yd))
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert_close(
+                &values(g.get(&xv).unwrap()),
+                &dwant,
+                1e-5,
+                &format!("align {align} dx"),
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_instance_norm_with_leaky_relu_matches_the_definition_and_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let xd = [2, 3, 3, 4, 2];
+    let x = random(&mut rng, xd.iter().product());
+    let gamma = random(&mut rng, 3);
+    let beta = random(&mut rng, 3);
+    let dy = random(&mut rng, x.len());
+    let slope = 0.1;
+    let naive = |x: &[f64], gamma: &[f64], beta: &[f64]| -> Vec<f64> {
+        naive_instance_norm(x, xd, gamma, beta)
+            .into_iter()
+            .map(|z| if z > 0.0 { z } else { slope * z })
+            .collect()
+    };
+    let xv = Var::from_tensor(&tensor(&x, xd)).unwrap();
+    let gv = Var::from_tensor(&tensor(&gamma, [3, 1, 1, 1, 1]).flatten_all().unwrap()).unwrap();
+    let bv = Var::from_tensor(&tensor(&beta, [3, 1, 1, 1, 1]).flatten_all().unwrap()).unwrap();
+    let out = ops::instance_norm_act(&xv, &gv, &bv, 1e-5, Some(slope)).unwrap();
+    assert_close(&values(&out), &naive(&x, &gamma, &beta), 1e-5, "forward");
+    let grads = (out * tensor(&dy, xd))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let loss = |x: &[f64], g: &[f64], b: &[f64]| -> f64 {
+        naive(x, g, b).iter().zip(&dy).map(|(a, b)| a * b).sum()
+    };
+    let h = 1e-6;
+    let fd = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+    let dx = values(grads.get(&xv).unwrap());
+    for i in [0, 7, 30, x.len() - 1] {
+        let want = fd(&|e| {
+            let mut a = x.clone();
+            a[i] += e;
+            loss(&a, &gamma, &beta)
+        });
+        assert!(
+            (want - dx[i]).abs() < 1e-3 * want.abs().max(1.0),
+            "dx[{i}]: {} vs {want}",
+            dx[i]
+        );
+    }
+    let (dg, db) = (
+        values(grads.get(&gv).unwrap()),
+        values(grads.get(&bv).unwrap()),
+    );
+    for c in 0..3 {
+        let want_g = fd(&|e| {
+            let mut g = gamma.clone();
+            g[c] += e;
+            loss(&x, &g, &beta)
+        });
+        let want_b = fd(&|e| {
+            let mut b = beta.clone();
+            b[c] += e;
+            loss(&x, &gamma, &b)
+        });
+        assert!(
+            (want_g - dg[c]).abs() < 1e-3 * want_g.abs().max(1.0),
+            "dγ[{c}]: {} vs {want_g}",
+            dg[c]
+        );
+        assert!(
+            (want_b - db[c]).abs() < 1e-3 * want_b.abs().max(1.0),
+            "dβ[{c}]: {} vs {want_b}",
+            db[c]
+        );
+    }
+    // Without an activation it is the plain instance norm.
+    let plain = ops::instance_norm_act(&xv, &gv, &bv, 1e-5, None).unwrap();
+    assert_close(
+        &values(&plain),
+        &naive_instance_norm(&x, xd, &gamma, &beta),
+        1e-5,
+        "plain",
+    );
+}

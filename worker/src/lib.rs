@@ -5,6 +5,8 @@
 //! sign-in attempts. The analysis jobs (apalis, PostgreSQL-backed) arrive
 //! with the imaging pipeline.
 
+pub mod brain;
+
 use gyri_store::Db;
 use std::time::Duration;
 

@@ -3,9 +3,12 @@
 //!
 //!   gyri-worker convert --dicom DIR --out OUT_DIR
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
+//!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
 //!   gyri-worker bench-imaging [ROUNDS]
 
 mod bench;
+
+use gyri_worker::brain;
 
 use gyri_imaging::convert::{convert_dicom_dir, convert_nifti};
 use gyri_imaging::{Limits, SequenceClass};
@@ -15,12 +18,14 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   gyri-worker convert --dicom DIR --out OUT_DIR
   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
+  gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
   gyri-worker bench-imaging [ROUNDS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("convert") => convert(&args[1..]),
+        Some("brain-extract") => brain_extract(&args[1..]),
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
             match bench::run(&bench::testdata(), rounds) {
@@ -98,6 +103,55 @@ fn convert(args: &[String]) -> ExitCode {
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// HD-BET's brain mask of a T1 image. Defaults to HD-BET's fast mode
+/// (fold 0, no mirroring) with the largest-component clean-up; `--folds 5
+/// --mirroring` is its accurate mode (40 network passes).
+fn brain_extract(args: &[String]) -> ExitCode {
+    let (mut t1, mut out, mut models) = (None, None, brain::default_models_dir());
+    let mut options = gyri_analysis::hdbet::Options::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--mirroring" {
+            options.mirroring = true;
+            continue;
+        }
+        let value = it.next().cloned();
+        match (flag.as_str(), value) {
+            ("--t1", Some(v)) => t1 = Some(PathBuf::from(v)),
+            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
+            ("--models", Some(v)) => models = PathBuf::from(v),
+            ("--folds", Some(v)) => match v.parse() {
+                Ok(n) if (1..=gyri_analysis::hdbet::FOLDS).contains(&n) => options.folds = n,
+                _ => return usage(&format!("--folds takes 1 to 5, not {v:?}")),
+            },
+            (f, _) => return usage(&format!("unexpected {f:?}")),
+        }
+    }
+    let (Some(t1), Some(out)) = (t1, out) else {
+        return usage("--t1 and --out are needed");
+    };
+    let mut progress = |done: usize, total: usize| eprintln!("network pass {done}/{total}");
+    match brain::brain_extract(&t1, &out, &models, options, &mut progress) {
+        Ok(r) => {
+            println!(
+                "wrote {}: brain {:.1} ml ({} network passes on a {}×{}×{} 1.5 mm grid, {:.1} s)",
+                r.mask.display(),
+                r.brain_ml,
+                r.passes,
+                r.model_dims[0],
+                r.model_dims[1],
+                r.model_dims[2],
+                r.seconds
+            );
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -4,6 +4,7 @@
 
 mod compose;
 mod conv3d;
+mod fused;
 pub mod kernels;
 mod pool;
 
@@ -12,4 +13,5 @@ pub use compose::{
     upsample_nearest_2, upsample_trilinear_2,
 };
 pub use conv3d::conv3d;
+pub use fused::{instance_norm_act, upsample_trilinear_2_with};
 pub use pool::max_pool3d_2;
