@@ -22,7 +22,7 @@ TEST_DB = $${GYRI_TEST_DATABASE_URL:-$$(./scripts/test-postgres.sh)}
 
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 
-.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging fuzz
+.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging bench-analysis fuzz
 
 ## run: build and start the embedded Gyri with demo data on http://127.0.0.1:3000
 run: deps site
@@ -65,6 +65,12 @@ e2e:
 bench-imaging: deps-test
 	cargo build --locked --release -p gyri-worker
 	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(CARGO_TARGET_DIR)/release/gyri-worker bench-imaging
+
+## bench-analysis: the 3D networks on candle against PyTorch (CPU), side by side
+bench-analysis: deps-test
+	cargo build --locked --release -p gyri-worker
+	./scripts/torch-venv.sh >/dev/null
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(CARGO_TARGET_DIR)/release/gyri-worker bench-analysis $${ROUNDS:-5}
 
 ## fuzz: the imaging fuzz targets, FUZZ_SECONDS each (default 300), on stable
 fuzz:

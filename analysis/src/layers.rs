@@ -130,8 +130,15 @@ impl InstanceNorm3d {
     }
 }
 
+impl InstanceNorm3d {
+    /// The norm followed by leaky ReLU of `slope`, in one pass.
+    pub fn forward_leaky(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        ops::instance_norm_act(x, &self.weight, &self.bias, 1e-5, Some(slope))
+    }
+}
+
 impl Module for InstanceNorm3d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::instance_norm3d(x, Some((&self.weight, &self.bias)), 1e-5)
+        ops::instance_norm_act(x, &self.weight, &self.bias, 1e-5, None)
     }
 }

@@ -5,8 +5,10 @@
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
 //!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
 //!   gyri-worker bench-imaging [ROUNDS]
+//!   gyri-worker bench-analysis [ROUNDS]
 
 mod bench;
+mod bench_analysis;
 
 use gyri_worker::brain;
 
@@ -19,7 +21,8 @@ const USAGE: &str = "usage:
   gyri-worker convert --dicom DIR --out OUT_DIR
   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
-  gyri-worker bench-imaging [ROUNDS]";
+  gyri-worker bench-imaging [ROUNDS]
+  gyri-worker bench-analysis [ROUNDS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +32,16 @@ fn main() -> ExitCode {
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
             match bench::run(&bench::testdata(), rounds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("bench-analysis") => {
+            let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+            match bench_analysis::run(&bench::testdata(), rounds) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

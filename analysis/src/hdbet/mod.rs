@@ -112,25 +112,7 @@ impl HdBet {
         options: Options,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Extraction> {
-        if image.len() != dims.iter().product::<usize>() || image.is_empty() {
-            bail!("HD-BET: {} values do not fill {dims:?}", image.len());
-        }
-        if spacing.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
-            bail!("HD-BET: voxel sizes {spacing:?} are not usable");
-        }
-        // numpy's round: half to even
-        let model_dims: [usize; 3] = std::array::from_fn(|a| {
-            ((spacing[a] / MODEL_SPACING * dims[a] as f64).round_ties_even() as usize).max(1)
-        });
-        let mut data = if spacing.iter().all(|&s| s == MODEL_SPACING) {
-            image.to_vec()
-        } else {
-            grid::resize_cubic(image, dims, model_dims)
-        };
-        normalise(&mut data);
-        let network_dims = grid::padded_dims(model_dims);
-        let input = grid::pad(&data, model_dims, network_dims);
-        drop(data);
+        let (input, model_dims, network_dims) = network_input(image, dims, spacing)?;
 
         let mirrorings: Vec<[bool; 3]> = if options.mirroring {
             (0..8)
@@ -181,6 +163,40 @@ impl HdBet {
             passes,
         })
     }
+}
+
+/// The networks' input for `image`: resampled to 1.5 mm, normalised and
+/// padded (`network_dims`), with the 1.5 mm grid's size (`model_dims`).
+pub fn network_input(
+    image: &[f32],
+    dims: [usize; 3],
+    spacing: [f64; 3],
+) -> Result<(Vec<f32>, [usize; 3], [usize; 3])> {
+    if image.len() != dims.iter().product::<usize>() || image.is_empty() {
+        bail!("HD-BET: {} values do not fill {dims:?}", image.len());
+    }
+    if spacing.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+        bail!("HD-BET: voxel sizes {spacing:?} are not usable");
+    }
+    // numpy's round: half to even
+    let model_dims: [usize; 3] = std::array::from_fn(|a| {
+        ((spacing[a] / MODEL_SPACING * dims[a] as f64).round_ties_even() as usize).max(1)
+    });
+    if model_dims.iter().any(|&d| d > 1024) {
+        bail!("HD-BET: a {model_dims:?} grid at 1.5 mm is larger than a head");
+    }
+    let mut data = if spacing.iter().all(|&s| s == MODEL_SPACING) {
+        image.to_vec()
+    } else {
+        grid::resize_cubic(image, dims, model_dims)
+    };
+    normalise(&mut data);
+    let network_dims = grid::padded_dims(model_dims);
+    Ok((
+        grid::pad(&data, model_dims, network_dims),
+        model_dims,
+        network_dims,
+    ))
 }
 
 /// Zero mean, unit (population) standard deviation over every voxel.

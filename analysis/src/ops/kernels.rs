@@ -310,3 +310,44 @@ pub fn input_grad(
     };
     forward(&dy, batch, c_out, &wt, c_in, &back)
 }
+
+/// This machine's single-precision matrix-multiply speed through the same
+/// `gemm` kernels the convolutions use: the best of `rounds` products of
+/// two `n × n` matrices, in GFLOP/s (the peak the benchmark quotes
+/// fractions of).
+pub fn sgemm_peak_gflops(n: usize, rounds: usize) -> f64 {
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0f32; n * n];
+    let threads = rayon::current_num_threads();
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds.max(1) + 1 {
+        let t = std::time::Instant::now();
+        // SAFETY: three n×n row-major buffers of the sizes made above.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n as f64).powi(3) / best / 1e9
+}

@@ -33,7 +33,7 @@ impl ConvBlock {
 
 impl Module for ConvBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = candle_nn::ops::leaky_relu(&self.norm1.forward(&self.conv1.forward(x)?)?, 0.01)?;
-        candle_nn::ops::leaky_relu(&self.norm2.forward(&self.conv2.forward(&x)?)?, 0.01)
+        let x = self.norm1.forward_leaky(&self.conv1.forward(x)?, 0.01)?;
+        self.norm2.forward_leaky(&self.conv2.forward(&x)?, 0.01)
     }
 }

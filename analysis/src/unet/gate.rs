@@ -37,7 +37,10 @@ impl AttentionGate {
     /// x's size`). `g` is at half `x`'s size.
     pub fn forward(&self, x: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor)> {
         let q = (self.theta.forward(x)? + self.phi.forward(g)?)?.relu()?;
-        let alpha = ops::upsample_trilinear_2(&candle_nn::ops::sigmoid(&self.psi.forward(&q)?)?)?;
+        let alpha = ops::upsample_trilinear_2_with(
+            &candle_nn::ops::sigmoid(&self.psi.forward(&q)?)?,
+            false,
+        )?;
         let gated = x.broadcast_mul(&alpha)?;
         Ok((self.norm.forward(&self.out.forward(&gated)?)?, alpha))
     }
