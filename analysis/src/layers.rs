@@ -74,14 +74,9 @@ impl Conv3d {
 
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.weight.dims()[2] == 1 && self.stride == 1 && self.padding == 0 {
-            ops::conv1x1x1(x, &self.weight)?
-        } else {
-            ops::conv3d(x, &self.weight, self.stride, self.padding)?
-        };
         match &self.bias {
-            Some(b) => ops::add_channel_bias(&y, b),
-            None => Ok(y),
+            Some(b) => ops::conv3d_bias(x, &self.weight, b, self.stride, self.padding),
+            None => ops::conv3d(x, &self.weight, self.stride, self.padding),
         }
     }
 }
@@ -110,7 +105,7 @@ impl ConvTranspose3d {
 
 impl Module for ConvTranspose3d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::add_channel_bias(&ops::conv_transpose3d_2(x, &self.weight)?, &self.bias)
+        ops::conv_transpose3d_2_bias(x, &self.weight, &self.bias)
     }
 }
 

@@ -683,3 +683,126 @@ fn fused_instance_norm_with_leaky_relu_matches_the_definition_and_finite_differe
         "plain",
     );
 }
+
+#[test]
+fn the_bias_inside_the_convolution_equals_adding_it_after_forward_and_backward() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let xd = [2, 3, 4, 5, 3];
+    for (k, stride, pad) in [(3, 1, 1), (3, 2, 1), (2, 2, 0), (1, 1, 0)] {
+        let x = random(&mut rng, xd.iter().product());
+        let wd = [4, 3, k, k, k];
+        let w = random(&mut rng, wd.iter().product());
+        let b = random(&mut rng, 4);
+        let xv = Var::from_tensor(&tensor(&x, xd)).unwrap();
+        let wv = Var::from_tensor(&tensor(&w, wd)).unwrap();
+        let bv = Var::from_tensor(&tensor(&b, [4, 1, 1, 1, 1]).flatten_all().unwrap()).unwrap();
+        let fused = ops::conv3d_bias(&xv, &wv, &bv, stride, pad).unwrap();
+        let apart =
+            ops::add_channel_bias(&ops::conv3d(&xv, &wv, stride, pad).unwrap(), &bv).unwrap();
+        let what = format!("k {k} stride {stride}");
+        assert_close(&values(&fused), &values(&apart), 1e-6, &what);
+        if k == 1 {
+            let mm = ops::conv1x1x1(&xv, &wv).unwrap();
+            let plain = ops::conv3d(&xv, &wv, 1, 0).unwrap();
+            assert_close(&values(&plain), &values(&mm), 1e-6, "1×1×1 in place");
+        }
+        let dy = tensor(&random(&mut rng, fused.elem_count()), {
+            let d = fused.dims();
+            [d[0], d[1], d[2], d[3], d[4]]
+        });
+        let g1 = (&fused * &dy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (&apart * &dy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, v) in [("dx", &xv), ("dw", &wv), ("db", &bv)] {
+            assert_close(
+                &values(g1.get(v).unwrap()),
+                &values(g2.get(v).unwrap()),
+                1e-5,
+                &format!("{what} {name}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn channel_concatenation_matches_candles_cat_forward_and_backward() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let (ad, bd) = ([2, 3, 2, 3, 4], [2, 1, 2, 3, 4]);
+    let av = Var::from_tensor(&tensor(&random(&mut rng, 144), ad)).unwrap();
+    let bv = Var::from_tensor(&tensor(&random(&mut rng, 48), bd)).unwrap();
+    let ours = ops::cat_channels(&av, &bv).unwrap();
+    let theirs = Tensor::cat(&[av.as_tensor(), bv.as_tensor()], 1).unwrap();
+    assert_eq!(ours.dims(), &[2, 4, 2, 3, 4]);
+    assert_close(&values(&ours), &values(&theirs), 0.0, "cat");
+    let dy = tensor(&random(&mut rng, 192), [2, 4, 2, 3, 4]);
+    let g1 = (&ours * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g2 = (&theirs * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in [&av, &bv] {
+        assert_close(
+            &values(g1.get(v).unwrap()),
+            &values(g2.get(v).unwrap()),
+            0.0,
+            "cat grad",
+        );
+    }
+    assert!(ops::cat_channels(&av, &tensor(&[0.0; 24], [1, 1, 2, 3, 4])).is_err());
+}
+
+#[test]
+fn the_transposed_convolution_kernel_equals_its_composed_definition() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let xd = [2, 3, 2, 3, 4];
+    let wd = [3, 5, 2, 2, 2];
+    let xv = Var::from_tensor(&tensor(&random(&mut rng, 144), xd)).unwrap();
+    let wv = Var::from_tensor(&tensor(&random(&mut rng, 120), wd)).unwrap();
+    let bv = Var::from_tensor(
+        &tensor(&random(&mut rng, 5), [5, 1, 1, 1, 1])
+            .flatten_all()
+            .unwrap(),
+    )
+    .unwrap();
+    let ours = ops::conv_transpose3d_2_bias(&xv, &wv, &bv).unwrap();
+    let composed = ops::add_channel_bias(&ops::conv_transpose3d_2(&xv, &wv).unwrap(), &bv).unwrap();
+    assert_eq!(ours.dims(), &[2, 5, 4, 6, 8]);
+    assert_close(&values(&ours), &values(&composed), 1e-6, "forward");
+    let dy = tensor(&random(&mut rng, ours.elem_count()), [2, 5, 4, 6, 8]);
+    let g1 = (&ours * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g2 = (&composed * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, v) in [("dx", &xv), ("dw", &wv), ("db", &bv)] {
+        assert_close(
+            &values(g1.get(v).unwrap()),
+            &values(g2.get(v).unwrap()),
+            1e-5,
+            name,
+        );
+    }
+}

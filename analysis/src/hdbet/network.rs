@@ -203,10 +203,10 @@ impl Network {
         x = self.up[0].forward(&self.bn_after_context5.forward(&x)?)?;
         for (loc, up) in self.loc.iter().zip(&self.up[1..]) {
             let skip = skips.pop().expect("four skips");
-            x = up.forward(&loc.forward(&Tensor::cat(&[&skip, &x], 1)?)?)?;
+            x = up.forward(&loc.forward(&ops::cat_channels(&skip, &x)?)?)?;
         }
         let skip = skips.pop().expect("four skips");
-        x = Tensor::cat(&[&skip, &x], 1)?;
+        x = ops::cat_channels(&skip, &x)?;
         x = self.end_conv_1_bn.forward(&self.end_conv_1.forward(&x)?)?;
         x = self.end_conv_2_bn.forward(&self.end_conv_2.forward(&x)?)?;
         self.seg_layer.forward(&x)

@@ -3,7 +3,7 @@
 //! backward (dX: the same kernel on dY with flipped, transposed weights;
 //! dW: tiled `dY · colᵀ`).
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 use super::kernels::{self, Geometry};
 
@@ -58,7 +58,7 @@ impl CustomOp2 for Conv3dOp {
         let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
         let c_out = wl.dims()[0];
         let g = &self.geometry;
-        let y = kernels::forward(x, n, c_in, w, c_out, g);
+        let y = kernels::forward(x, n, c_in, w, c_out, None, g);
         let [d, h, w] = g.out;
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
     }
@@ -70,6 +70,14 @@ impl CustomOp2 for Conv3dOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, dy)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl Conv3dOp {
+    /// dX and dW (the bias's gradient is `kernels::bias_grad`).
+    fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
         let [n, c_in, ..] = dims5(x, "conv3d input")?;
         let c_out = w.dims()[0];
         let g = self.geometry;
@@ -83,8 +91,57 @@ impl CustomOp2 for Conv3dOp {
             Ok::<_, candle_core::Error>((dx, dw))
         })??;
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            Tensor::from_vec(dx, x.shape(), x.device())?,
+            Tensor::from_vec(dw, w.shape(), w.device())?,
+        ))
+    }
+}
+
+impl CustomOp3 for Conv3dOp {
+    fn name(&self) -> &'static str {
+        "conv3d_bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "conv3d input")?;
+        let w = f32_slice(ws, wl, "conv3d weight")?;
+        let b = f32_slice(bs, bl, "conv3d bias")?;
+        let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
+        let c_out = wl.dims()[0];
+        if b.len() != c_out {
+            bail!("conv3d: {} biases for {c_out} output channels", b.len());
+        }
+        let g = &self.geometry;
+        let y = kernels::forward(x, n, c_in, w, c_out, Some(b), g);
+        let [d, h, w] = g.out;
+        Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, dy)?;
+        let [n, c_out, d, h, wd] = dims5(dy, "conv3d gradient")?;
+        let db = with_f32(dy, "conv3d gradient", |dy| {
+            kernels::bias_grad(dy, n, c_out, d * h * wd)
+        })?;
+        Ok((
+            Some(dx),
+            Some(dw),
+            Some(Tensor::from_vec(db, b.shape(), b.device())?),
         ))
     }
 }
@@ -93,6 +150,24 @@ impl CustomOp2 for Conv3dOp {
 /// the same stride and zero padding on every axis, no bias.
 /// `x`: `N × C_in × D × H × W`, `w`: `C_out × C_in × k × k × k`.
 pub fn conv3d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let op = conv3d_op(x, w, stride, padding)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+}
+
+/// `conv3d` plus a per-channel bias (`C_out`), added inside the kernel.
+pub fn conv3d_bias(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let op = conv3d_op(x, w, stride, padding)?;
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &bias.contiguous()?, op)
+}
+
+fn conv3d_op(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Conv3dOp> {
     let [_, c_in, d, h, wd] = dims5(x, "conv3d input")?;
     let [_, wc_in, k, k1, k2] = dims5(w, "conv3d weight")?;
     if wc_in != c_in || k != k1 || k != k2 || k == 0 || stride == 0 {
@@ -108,6 +183,5 @@ pub fn conv3d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
             x.dims()
         );
     };
-    x.contiguous()?
-        .apply_op2(&w.contiguous()?, Conv3dOp { geometry })
+    Ok(Conv3dOp { geometry })
 }

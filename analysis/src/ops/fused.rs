@@ -153,10 +153,27 @@ pub fn upsample_trilinear_2_with(x: &Tensor, align_corners: bool) -> Result<Tens
 
 /// Mean and 1/σ of one plane (biased variance), accumulated in f64.
 fn moments(x: &[f32], eps: f64) -> (f32, f32) {
+    // One pass: Σx and Σx² in f64 per block of 1024 (exact enough for
+    // activations; a shifted origin keeps cancellation small).
     let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+    let shift = x.first().copied().unwrap_or(0.0);
+    let (mut s1, mut s2) = (0f64, 0f64);
+    for block in x.chunks(1024) {
+        let (mut a, mut b) = (0f32, 0f32);
+        for &v in block {
+            let d = v - shift;
+            a += d;
+            b += d * d;
+        }
+        s1 += a as f64;
+        s2 += b as f64;
+    }
+    let mean = s1 / n;
+    let var = (s2 / n - mean * mean).max(0.0);
+    (
+        (mean + shift as f64) as f32,
+        (1.0 / (var + eps).sqrt()) as f32,
+    )
 }
 
 struct NormAct {
@@ -290,4 +307,88 @@ pub fn instance_norm_act(
             slope: slope.map(|s| s as f32),
         },
     )
+}
+
+/// Fills `out` plane by plane, in parallel, from `source(i)` (plane `i`).
+fn gather_planes<'a>(out: &mut [f32], plane: usize, source: impl Fn(usize) -> &'a [f32] + Sync) {
+    out.par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(i, dst)| dst.copy_from_slice(&source(i)[..plane]));
+}
+
+struct CatChannels;
+
+impl candle_core::CustomOp2 for CatChannels {
+    fn name(&self) -> &'static str {
+        "cat_channels"
+    }
+
+    fn cpu_fwd(
+        &self,
+        as_: &CpuStorage,
+        al: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = f32_slice(as_, al, "cat input")?;
+        let b = f32_slice(bs, bl, "cat input")?;
+        let (&[n, ca, d, h, w], &[nb, cb, db, hb, wb]) = (al.dims(), bl.dims()) else {
+            bail!(
+                "cat: expected N×C×D×H×W, got {:?} and {:?}",
+                al.dims(),
+                bl.dims()
+            );
+        };
+        if (n, d, h, w) != (nb, db, hb, wb) {
+            bail!(
+                "cat: {:?} and {:?} differ beyond the channels",
+                al.dims(),
+                bl.dims()
+            );
+        }
+        let plane = d * h * w;
+        let c = ca + cb;
+        let mut out = vec![0f32; n * c * plane];
+        gather_planes(&mut out, plane, |i| {
+            let (item, ch) = (i / c, i % c);
+            if ch < ca {
+                &a[(item * ca + ch) * plane..]
+            } else {
+                &b[(item * cb + ch - ca) * plane..]
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, c, d, h, w))))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [n, ca, d, h, w] = dims5(a, "cat input")?;
+        let cb = b.dim(1)?;
+        let plane = d * h * w;
+        let c = ca + cb;
+        let (da, db) = with_f32(dy, "cat gradient", |g| {
+            let mut da = vec![0f32; n * ca * plane];
+            let mut db = vec![0f32; n * cb * plane];
+            gather_planes(&mut da, plane, |i| &g[((i / ca) * c + i % ca) * plane..]);
+            gather_planes(&mut db, plane, |i| {
+                &g[((i / cb) * c + ca + i % cb) * plane..]
+            });
+            (da, db)
+        })?;
+        Ok((
+            Some(Tensor::from_vec(da, a.shape(), a.device())?),
+            Some(Tensor::from_vec(db, b.shape(), b.device())?),
+        ))
+    }
+}
+
+/// `torch.cat([a, b], dim=1)` of two `N × C × D × H × W` tensors, copying
+/// planes in parallel (forward and backward).
+pub fn cat_channels(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, CatChannels)
 }

@@ -139,14 +139,18 @@ fn tiles(batch: usize, g: &Geometry, tile: usize) -> Vec<(usize, usize, usize)> 
         .collect()
 }
 
-/// `y = conv(x, w)` without bias. `x`: `N × C_in × input`, `w`:
-/// `C_out × C_in × k³`; returns `N × C_out × out`.
+/// `y = conv(x, w) + bias`. `x`: `N × C_in × input`, `w`: `C_out × C_in ×
+/// k³`, `bias`: `C_out`; returns `N × C_out × out`. The bias is written into
+/// each output tile before its product accumulates onto it (no pass of its
+/// own); a 1×1×1 kernel with stride 1 multiplies the input in place, without
+/// im2col.
 pub fn forward(
     x: &[f32],
     batch: usize,
     c_in: usize,
     w: &[f32],
     c_out: usize,
+    bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
     let rows = g.rows(c_in);
@@ -154,17 +158,39 @@ pub fn forward(
     let in_len = c_in * g.input_len();
     assert_eq!(x.len(), batch * in_len);
     assert_eq!(w.len(), c_out * rows);
+    assert!(bias.is_none_or(|b| b.len() == c_out));
+    let direct = g.kernel == 1 && g.stride == 1 && g.pad == [0; 3];
     let mut y = vec![0f32; batch * c_out * p];
     let tile = g.tile(c_in);
     let dst = SendPtr(y.as_mut_ptr());
     tiles(batch, g, tile).into_par_iter().for_each_init(
-        || vec![0f32; rows * tile],
+        || {
+            if direct {
+                vec![]
+            } else {
+                vec![0f32; rows * tile]
+            }
+        },
         |col, (b, p0, t)| {
-            im2col(&x[b * in_len..(b + 1) * in_len], c_in, g, p0, t, col);
+            let (rhs, rhs_rs) = if direct {
+                // row ci of "col" is x[b, ci, p0..p0 + t]
+                (x[b * in_len + p0..].as_ptr(), g.input_len())
+            } else {
+                im2col(&x[b * in_len..(b + 1) * in_len], c_in, g, p0, t, col);
+                (col.as_ptr(), t)
+            };
             let dst = &dst;
             // SAFETY: each tile writes its own columns p0..p0+t of batch b:
-            // no two tasks touch the same element, and `y` outlives the loop.
+            // no two tasks touch the same element, and `y` outlives the
+            // loop. `rhs` has `rows` rows of stride `rhs_rs` holding `t`
+            // values each, inside `x` or `col`.
             unsafe {
+                if let Some(bias) = bias {
+                    for (co, &v) in bias.iter().enumerate() {
+                        std::slice::from_raw_parts_mut(dst.0.add(b * c_out * p + co * p + p0), t)
+                            .fill(v);
+                    }
+                }
                 gemm::gemm(
                     c_out,
                     t,
@@ -172,14 +198,14 @@ pub fn forward(
                     dst.0.add(b * c_out * p + p0),
                     1,
                     p as isize,
-                    false,
+                    bias.is_some(),
                     w.as_ptr(),
                     1,
                     rows as isize,
-                    col.as_ptr(),
+                    rhs,
                     1,
-                    t as isize,
-                    0.0,
+                    rhs_rs as isize,
+                    if bias.is_some() { 1.0 } else { 0.0 },
                     1.0,
                     false,
                     false,
@@ -190,6 +216,19 @@ pub fn forward(
         },
     );
     y
+}
+
+/// `dL/dbias` of `y = conv(x, w) + bias`: each channel's gradient summed.
+pub fn bias_grad(dy: &[f32], batch: usize, c_out: usize, positions: usize) -> Vec<f32> {
+    let sums: Vec<f64> = dy
+        .par_chunks(positions)
+        .map(|plane| plane.iter().map(|&v| v as f64).sum())
+        .collect();
+    let mut db = vec![0f32; c_out];
+    for (i, s) in sums.into_iter().enumerate().take(batch * c_out) {
+        db[i % c_out] += s as f32;
+    }
+    db
 }
 
 /// `dL/dw` of `y = conv(x, w)` given `dy` (`N × C_out × out`): returns
@@ -308,7 +347,7 @@ pub fn input_grad(
         input: spread,
         out: g.input,
     };
-    forward(&dy, batch, c_out, &wt, c_in, &back)
+    forward(&dy, batch, c_out, &wt, c_in, None, &back)
 }
 
 /// This machine's single-precision matrix-multiply speed through the same

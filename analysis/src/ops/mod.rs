@@ -7,11 +7,13 @@ mod conv3d;
 mod fused;
 pub mod kernels;
 mod pool;
+mod transpose;
 
 pub use compose::{
     add_channel_bias, batch_norm3d, batch_stats, conv1x1x1, conv_transpose3d_2, instance_norm3d,
     upsample_nearest_2, upsample_trilinear_2,
 };
-pub use conv3d::conv3d;
-pub use fused::{instance_norm_act, upsample_trilinear_2_with};
+pub use conv3d::{conv3d, conv3d_bias};
+pub use fused::{cat_channels, instance_norm_act, upsample_trilinear_2_with};
 pub use pool::max_pool3d_2;
+pub use transpose::conv_transpose3d_2_bias;

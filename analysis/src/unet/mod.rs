@@ -141,7 +141,7 @@ impl AttentionUNet {
         for i in (0..self.cfg.levels - 1).rev() {
             let (gated, alpha) = self.gates[i].forward(&skips[i], &h)?;
             let up = self.ups[i].forward(&h)?;
-            h = self.dec[i].forward(&Tensor::cat(&[gated, up], 1)?)?;
+            h = self.dec[i].forward(&ops::cat_channels(&gated, &up)?)?;
             alphas.push(alpha);
         }
         alphas.reverse();
