@@ -806,3 +806,35 @@ fn the_transposed_convolution_kernel_equals_its_composed_definition() {
         );
     }
 }
+
+#[test]
+fn scaling_by_a_map_matches_broadcast_multiplication_forward_and_backward() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (xd, ad) = ([2, 3, 2, 3, 5], [2, 1, 2, 3, 5]);
+    let xv = Var::from_tensor(&tensor(&random(&mut rng, 180), xd)).unwrap();
+    let av = Var::from_tensor(&tensor(&random(&mut rng, 60), ad)).unwrap();
+    let ours = ops::scale_by_map(&xv, &av).unwrap();
+    let theirs = xv.broadcast_mul(&av).unwrap();
+    assert_close(&values(&ours), &values(&theirs), 1e-7, "forward");
+    let dy = tensor(&random(&mut rng, 180), xd);
+    let g1 = (&ours * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g2 = (&theirs * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in [&xv, &av] {
+        assert_close(
+            &values(g1.get(v).unwrap()),
+            &values(g2.get(v).unwrap()),
+            1e-6,
+            "grad",
+        );
+    }
+}

@@ -392,3 +392,103 @@ impl candle_core::CustomOp2 for CatChannels {
 pub fn cat_channels(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, CatChannels)
 }
+
+struct ScaleByMap;
+
+impl candle_core::CustomOp2 for ScaleByMap {
+    fn name(&self) -> &'static str {
+        "scale_by_map"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        as_: &CpuStorage,
+        al: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "scale input")?;
+        let a = f32_slice(as_, al, "scale map")?;
+        let (&[n, c, d, h, w], &[na, 1, da, ha, wa]) = (xl.dims(), al.dims()) else {
+            bail!(
+                "scale: expected N×C×D×H×W and N×1×D×H×W, got {:?}, {:?}",
+                xl.dims(),
+                al.dims()
+            );
+        };
+        if (n, d, h, w) != (na, da, ha, wa) {
+            bail!("scale: map {:?} does not fit {:?}", al.dims(), xl.dims());
+        }
+        let plane = d * h * w;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(plane)
+            .zip(x.par_chunks(plane))
+            .enumerate()
+            .for_each(|(p, (y, x))| {
+                let m = &a[(p / c) * plane..][..plane];
+                for ((o, &v), &s) in y.iter_mut().zip(x).zip(m) {
+                    *o = v * s;
+                }
+            });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [n, c, d, h, w] = dims5(x, "scale input")?;
+        let plane = d * h * w;
+        let (dx, da) = with_f32(x, "scale input", |x| {
+            with_f32(a, "scale map", |a| {
+                with_f32(dy, "scale gradient", |g| {
+                    let mut dx = vec![0f32; x.len()];
+                    dx.par_chunks_mut(plane)
+                        .zip(g.par_chunks(plane))
+                        .enumerate()
+                        .for_each(|(p, (o, g))| {
+                            let m = &a[(p / c) * plane..][..plane];
+                            for ((o, &g), &s) in o.iter_mut().zip(g).zip(m) {
+                                *o = g * s;
+                            }
+                        });
+                    // dα = Σ_c dy·x, in blocks of voxels
+                    let mut da = vec![0f32; n * plane];
+                    const BLOCK: usize = 4096;
+                    da.par_chunks_mut(plane)
+                        .enumerate()
+                        .for_each(|(item, dplane)| {
+                            dplane
+                                .par_chunks_mut(BLOCK)
+                                .enumerate()
+                                .for_each(|(j, out)| {
+                                    for ch in 0..c {
+                                        let base = (item * c + ch) * plane + j * BLOCK;
+                                        let (gs, xs) =
+                                            (&g[base..][..out.len()], &x[base..][..out.len()]);
+                                        for ((o, &gv), &xv) in out.iter_mut().zip(gs).zip(xs) {
+                                            *o += gv * xv;
+                                        }
+                                    }
+                                })
+                        });
+                    (dx, da)
+                })
+            })
+        })???;
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(da, a.shape(), a.device())?),
+        ))
+    }
+}
+
+/// `x · α` for `x`: `N × C × D × H × W` and one map per item `α`: `N × 1 ×
+/// D × H × W` (the attention gate's scaling of its skip features), in one
+/// parallel pass forward and backward.
+pub fn scale_by_map(x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&alpha.contiguous()?, ScaleByMap)
+}

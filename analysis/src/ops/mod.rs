@@ -14,6 +14,6 @@ pub use compose::{
     upsample_nearest_2, upsample_trilinear_2,
 };
 pub use conv3d::{conv3d, conv3d_bias};
-pub use fused::{cat_channels, instance_norm_act, upsample_trilinear_2_with};
+pub use fused::{cat_channels, instance_norm_act, scale_by_map, upsample_trilinear_2_with};
 pub use pool::max_pool3d_2;
 pub use transpose::conv_transpose3d_2_bias;

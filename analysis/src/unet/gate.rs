@@ -41,7 +41,7 @@ impl AttentionGate {
             &candle_nn::ops::sigmoid(&self.psi.forward(&q)?)?,
             false,
         )?;
-        let gated = x.broadcast_mul(&alpha)?;
+        let gated = ops::scale_by_map(x, &alpha)?;
         Ok((self.norm.forward(&self.out.forward(&gated)?)?, alpha))
     }
 
