@@ -1,8 +1,11 @@
 """PyTorch's side of `gyri-worker bench-analysis`: the same operations and
 networks, with the weights Gyri wrote, on the same shapes, with as many
-threads. Prints one JSON object: per case the median wall and CPU seconds.
+threads. Gyri drives it round by round so that the two sides alternate on
+the noisy machine: after setting up it prints one JSON line of facts, then
+for each case name read from stdin runs that case once and prints
+{"wall": s, "cpu": s}; an empty line ends it.
 
-    python bench_torch.py WORK_DIR ROUNDS THREADS TESTDATA
+    python bench_torch.py WORK_DIR THREADS TESTDATA
 
 WORK_DIR holds unet.safetensors (the attention U-Net's weights, Gyri's
 names) and check.safetensors (a small input and Gyri's output for it, to
@@ -10,7 +13,6 @@ prove the two networks are the same).
 """
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -20,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-work, rounds, threads, testdata = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+work, threads, testdata = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -82,23 +84,25 @@ class AttentionUNet(nn.Module):
         return self.head(h)
 
 
-def measure(f):
-    f()  # warm-up
-    wall, cpu = [], []
-    for _ in range(rounds):
-        w, c = time.perf_counter(), time.process_time()
-        f()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return {"wall": statistics.median(wall), "cpu": statistics.median(cpu)}
+def timed(f):
+    w, c = time.perf_counter(), time.process_time()
+    f()
+    return {"wall": time.perf_counter() - w, "cpu": time.process_time() - c}
 
 
 out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+cases = {}
 
 x = torch.randn(1, 16, 96, 96, 96)
 w = torch.randn(16, 16, 3, 3, 3) * 0.1
-with torch.no_grad():
-    out["conv_forward"] = measure(lambda: F.conv3d(x, w, padding=1))
+
+
+def conv_forward():
+    with torch.no_grad():
+        F.conv3d(x, w, padding=1)
+
+
+cases["conv_forward"] = conv_forward
 xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
 
 
@@ -107,7 +111,7 @@ def conv_both():
     F.conv3d(xg, wg, padding=1).sum().backward()
 
 
-out["conv_forward_backward"] = measure(conv_both)
+cases["conv_forward_backward"] = conv_both
 
 net = AttentionUNet()
 missing, unexpected = net.load_state_dict(load_file(os.path.join(work, "unet.safetensors")),
@@ -117,8 +121,15 @@ assert not missing and not unexpected, (missing, unexpected)
 check = load_file(os.path.join(work, "check.safetensors"))
 with torch.no_grad():
     out["unet_check_max_abs_diff"] = float((net(check["input"]) - check["output"]).abs().max())
-    big = torch.randn(1, 2, 128, 128, 128)
-    out["unet_forward"] = measure(lambda: net(big))
+big = torch.randn(1, 2, 128, 128, 128)
+
+
+def unet_forward():
+    with torch.no_grad():
+        net(big)
+
+
+cases["unet_forward"] = unet_forward
 
 opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
 xt = torch.randn(1, 2, 96, 96, 96)
@@ -131,7 +142,7 @@ def train_step():
     opt.step()
 
 
-out["train_step"] = measure(train_step)
+cases["train_step"] = train_step
 
 # HD-BET's network (fold 0) on Colin27 as HD-BET prepares it.
 sys.path.insert(0, os.path.join(testdata, "hd-bet"))
@@ -154,6 +165,17 @@ pre = preprocess_image_numpy(data, spacing, spacing_target=(1.5, 1.5, 1.5))
 padded, _ = pad_patient_3D(pre, 16, (128, 128, 128))
 hx = torch.from_numpy(padded[None, None].astype(np.float32))
 out["hdbet_input"] = list(padded.shape)
-with torch.no_grad():
-    out["hdbet_forward"] = measure(lambda: hd(hx))
-print(json.dumps(out))
+
+
+def hdbet_forward():
+    with torch.no_grad():
+        hd(hx)
+
+
+cases["hdbet_forward"] = hdbet_forward
+print(json.dumps(out), flush=True)
+for line in sys.stdin:
+    name = line.strip()
+    if not name:
+        break
+    print(json.dumps(timed(cases[name])), flush=True)

