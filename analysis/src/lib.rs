@@ -1,6 +1,7 @@
 //! Gyri's analysis: 3D network operations on candle, the networks built from
 //! them, and inference over whole volumes. Knows nothing of HTTP, SQL or S3.
 
+pub mod alloc;
 pub mod hdbet;
 pub mod inference;
 pub mod layers;

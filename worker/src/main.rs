@@ -25,6 +25,7 @@ const USAGE: &str = "usage:
   gyri-worker bench-analysis [ROUNDS]";
 
 fn main() -> ExitCode {
+    gyri_analysis::alloc::keep_freed_activations();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("convert") => convert(&args[1..]),
