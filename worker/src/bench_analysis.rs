@@ -15,6 +15,7 @@ use gyri_analysis::ops;
 use gyri_analysis::unet::{AttentionUNet, UNetConfig};
 use gyri_imaging::geometry::reorient_to_ras;
 use gyri_imaging::nifti::{read_path, ReadOptions};
+use gyri_worker::brain::peak_rss_bytes;
 
 /// This process's user + system CPU time, seconds (from /proc, 10 ms
 /// resolution).
@@ -26,14 +27,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident memory of this process so far, bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 #[derive(Clone, Copy)]
@@ -272,6 +265,20 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
         let _ = writeln!(stdin);
     }
     let _ = torch.child.wait();
+    // A whole-brain inference in a process of its own, for its peak memory.
+    let extract = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["brain-extract", "--t1"])
+        .arg(testdata.join("colin27_t1.nii.gz"))
+        .arg("--out")
+        .arg(work.path().join("brain"))
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "whole-brain HD-BET extraction of Colin27 (brain-extract): {}",
+        String::from_utf8_lossy(&extract.stdout).trim()
+    );
     if let Some(rss) = peak_rss_bytes() {
         println!(
             "peak resident memory of this benchmark (candle's side, everything loaded at once): {:.2} GB",

