@@ -172,6 +172,21 @@ fn conv3d_matches_the_naive_convolution_forward_and_backward() {
             x: [2, 3, 6, 5, 7],
             c_out: 4,
         },
+        // enough channels for several tiles, the last one partial
+        Conv {
+            k: 3,
+            stride: 1,
+            pad: 1,
+            x: [1, 40, 12, 10, 9],
+            c_out: 3,
+        },
+        Conv {
+            k: 3,
+            stride: 2,
+            pad: 1,
+            x: [1, 40, 12, 10, 9],
+            c_out: 3,
+        },
         Conv {
             k: 3,
             stride: 1,

@@ -1,4 +1,6 @@
-//! The CPU kernels behind `Conv3d`: a tiled im2col feeding `gemm`.
+//! The CPU kernels behind `Conv3d`: a tiled im2col feeding `gemm`, and for
+//! stride 1 a row-wise variant whose `col` is `k` times smaller
+//! (`forward_rows`).
 //!
 //! A convolution of an input `(C_in, D, H, W)` with weights
 //! `(C_out, C_in·k³)` is, for a tile of `t` output positions, one matrix
@@ -165,6 +167,9 @@ pub fn forward(
     assert_eq!(w.len(), c_out * rows);
     assert!(bias.is_none_or(|b| b.len() == c_out));
     let direct = g.kernel == 1 && g.stride == 1 && g.pad == [0; 3];
+    if g.stride == 1 && g.kernel > 1 {
+        return forward_rows(x, batch, c_in, w, c_out, bias, g);
+    }
     let mut y = vec![0f32; batch * c_out * p];
     let tile = g.tile(c_in);
     let dst = SendPtr(y.as_mut_ptr());
@@ -217,6 +222,141 @@ pub fn forward(
                     false,
                     Parallelism::None,
                 );
+            }
+        },
+    );
+    y
+}
+
+/// Stride-1 convolution by output rows: for a tile of `R` whole output rows
+/// (each `W` positions), `col` holds one row per input channel and `(kd,
+/// kh)` tap, each the `W + k − 1` input values the output row's window
+/// slides over (zero outside the input). The `k` taps along W are then `k`
+/// products with `col` shifted by `kw` columns, accumulating in a small
+/// tile of the output (row `r`'s columns `r·(W + k − 1) + ow`), which is
+/// copied out with the bias. `col` is `k` times smaller than im2col's.
+fn forward_rows(
+    x: &[f32],
+    batch: usize,
+    c_in: usize,
+    w: &[f32],
+    c_out: usize,
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Vec<f32> {
+    let k = g.kernel;
+    let [ind, inh, inw] = g.input;
+    let [od_n, oh_n, ow_n] = g.out;
+    let p = g.positions();
+    let in_len = g.input_len();
+    let rows = c_in * k * k; // (ci, kd, kh)
+    let span = ow_n + k - 1; // input values one output row's window covers
+                             // weights per kw: wk[kw][co][(ci, kd, kh)]
+    let mut wk = vec![0f32; k * c_out * rows];
+    for co in 0..c_out {
+        for r in 0..rows {
+            for kw in 0..k {
+                wk[(kw * c_out + co) * rows + r] = w[(co * rows + r) * k + kw];
+            }
+        }
+    }
+    // whole output rows per tile, `col` near 512 KB
+    let per_tile = ((1usize << 17) / (rows * span)).clamp(1, od_n * oh_n);
+    let out_rows = od_n * oh_n;
+    let tasks: Vec<(usize, usize, usize)> = (0..batch)
+        .flat_map(|b| {
+            (0..out_rows)
+                .step_by(per_tile)
+                .map(move |r0| (b, r0, per_tile.min(out_rows - r0)))
+        })
+        .collect();
+    // columns computed per tile: a multiple of 16 (so gemm reads `col` in
+    // place), `col` padded with zeros so that every shifted read fits
+    let cols_for = |nr: usize| (nr * span).div_ceil(16) * 16;
+    let width = cols_for(per_tile) + k;
+    let mut y = vec![0f32; batch * c_out * p];
+    let dst = SendPtr(y.as_mut_ptr());
+    tasks.into_par_iter().for_each_init(
+        || {
+            (
+                vec![0f32; rows * width],
+                vec![0f32; c_out * cols_for(per_tile)],
+            )
+        },
+        |(col, tmp), (b, r0, nr)| {
+            let xb = &x[b * c_in * in_len..(b + 1) * c_in * in_len];
+            let m = cols_for(nr);
+            for ci in 0..c_in {
+                let xc = &xb[ci * in_len..(ci + 1) * in_len];
+                for kd in 0..k {
+                    for kh in 0..k {
+                        let row = &mut col[((ci * k + kd) * k + kh) * width..][..width];
+                        row.fill(0.0);
+                        for r in 0..nr {
+                            let (od, oh) = ((r0 + r) / oh_n, (r0 + r) % oh_n);
+                            let id = (od + kd) as isize - g.pad[0];
+                            let ih = (oh + kh) as isize - g.pad[1];
+                            if id < 0 || id >= ind as isize || ih < 0 || ih >= inh as isize {
+                                continue;
+                            }
+                            let line = &xc[(id as usize * inh + ih as usize) * inw..][..inw];
+                            // column j of this row reads input iw = j − pad
+                            let seg = &mut row[r * span..(r + 1) * span];
+                            let lo = g.pad[2].clamp(0, span as isize) as usize;
+                            let hi = (inw as isize + g.pad[2]).clamp(lo as isize, span as isize)
+                                as usize;
+                            let start = (lo as isize - g.pad[2]) as usize;
+                            seg[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                        }
+                    }
+                }
+            }
+            for kw in 0..k {
+                // SAFETY: tmp is c_out × m; col rows hold `width` ≥ m + kw
+                // values; wk[kw] is c_out × rows.
+                unsafe {
+                    gemm::gemm(
+                        c_out,
+                        m,
+                        rows,
+                        tmp.as_mut_ptr(),
+                        1,
+                        m as isize,
+                        kw > 0,
+                        wk[kw * c_out * rows..].as_ptr(),
+                        1,
+                        rows as isize,
+                        col.as_ptr().add(kw),
+                        1,
+                        width as isize,
+                        if kw > 0 { 1.0 } else { 0.0 },
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            }
+            let dst = &dst;
+            for co in 0..c_out {
+                let add = bias.map_or(0.0, |b| b[co]);
+                let src = &tmp[co * m..(co + 1) * m];
+                // SAFETY: this task owns output rows r0..r0+nr of item b.
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.0.add(b * c_out * p + co * p + r0 * ow_n),
+                        nr * ow_n,
+                    )
+                };
+                for r in 0..nr {
+                    for (o, &v) in out[r * ow_n..(r + 1) * ow_n]
+                        .iter_mut()
+                        .zip(&src[r * span..])
+                    {
+                        *o = v + add;
+                    }
+                }
             }
         },
     );
