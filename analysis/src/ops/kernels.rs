@@ -228,6 +228,184 @@ pub fn forward(
     y
 }
 
+/// The row-wise tiling of a stride-1 convolution: output rows (`(od, oh)`
+/// pairs) per tile, the columns of one output row in `col` (`W + k − 1`),
+/// and `col`'s row length (columns computed, a multiple of 16 so that gemm
+/// reads `col` in place, plus `k` zeros so that every shifted read fits).
+struct RowTiles {
+    per_tile: usize,
+    span: usize,
+    width: usize,
+    tasks: Vec<(usize, usize, usize)>,
+}
+
+impl RowTiles {
+    fn new(batch: usize, c_in: usize, g: &Geometry) -> RowTiles {
+        let k = g.kernel;
+        let span = g.out[2] + k - 1;
+        let out_rows = g.out[0] * g.out[1];
+        let per_tile = ((1usize << 17) / (c_in * k * k * span)).clamp(1, out_rows);
+        let tasks = (0..batch)
+            .flat_map(|b| {
+                (0..out_rows)
+                    .step_by(per_tile)
+                    .map(move |r0| (b, r0, per_tile.min(out_rows - r0)))
+            })
+            .collect();
+        let mut t = RowTiles {
+            per_tile,
+            span,
+            width: 0,
+            tasks,
+        };
+        t.width = t.cols(per_tile) + k;
+        t
+    }
+
+    /// Columns computed for a tile of `nr` rows.
+    fn cols(&self, nr: usize) -> usize {
+        (nr * self.span).div_ceil(16) * 16
+    }
+}
+
+/// Fills `col` (`C_in·k² × width`) for output rows `r0..r0 + nr` of one
+/// batch item: row `(ci, kd, kh)`, column `r·(W + k − 1) + j` holds input
+/// `(ci, od + kd − pad, oh + kh − pad, j − pad)`, zero outside the input.
+fn row_col(
+    xb: &[f32],
+    c_in: usize,
+    g: &Geometry,
+    r0: usize,
+    nr: usize,
+    width: usize,
+    col: &mut [f32],
+) {
+    let k = g.kernel;
+    let [ind, inh, inw] = g.input;
+    let [_, oh_n, ow_n] = g.out;
+    let in_len = g.input_len();
+    let span = ow_n + k - 1;
+    for ci in 0..c_in {
+        let xc = &xb[ci * in_len..(ci + 1) * in_len];
+        for kd in 0..k {
+            for kh in 0..k {
+                let row = &mut col[((ci * k + kd) * k + kh) * width..][..width];
+                row.fill(0.0);
+                for r in 0..nr {
+                    let (od, oh) = ((r0 + r) / oh_n, (r0 + r) % oh_n);
+                    let id = (od + kd) as isize - g.pad[0];
+                    let ih = (oh + kh) as isize - g.pad[1];
+                    if id < 0 || id >= ind as isize || ih < 0 || ih >= inh as isize {
+                        continue;
+                    }
+                    let line = &xc[(id as usize * inh + ih as usize) * inw..][..inw];
+                    let seg = &mut row[r * span..(r + 1) * span];
+                    let lo = g.pad[2].clamp(0, span as isize) as usize;
+                    let hi = (inw as isize + g.pad[2]).clamp(lo as isize, span as isize) as usize;
+                    let start = (lo as isize - g.pad[2]) as usize;
+                    seg[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                }
+            }
+        }
+    }
+}
+
+/// `dL/dw` of a stride-1 convolution by output rows: per tile and `kw`,
+/// `dW_kw += dY_tile · col_kwᵀ` with `dY_tile` laid out on `col`'s columns
+/// (zero between rows).
+fn weight_grad_rows(
+    x: &[f32],
+    batch: usize,
+    c_in: usize,
+    dy: &[f32],
+    c_out: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let k = g.kernel;
+    let rows = c_in * k * k;
+    let (p, in_len, ow_n) = (g.positions(), g.input_len(), g.out[2]);
+    let tiles = RowTiles::new(batch, c_in, g);
+    let (span, width) = (tiles.span, tiles.width);
+    let acc = tiles
+        .tasks
+        .par_iter()
+        .fold(
+            || {
+                (
+                    vec![0f32; k * c_out * rows],
+                    vec![0f32; rows * width],
+                    vec![0f32; c_out * tiles.cols(tiles.per_tile)],
+                )
+            },
+            |(mut acc, mut col, mut dyt), &(b, r0, nr)| {
+                let m = tiles.cols(nr);
+                row_col(
+                    &x[b * c_in * in_len..(b + 1) * c_in * in_len],
+                    c_in,
+                    g,
+                    r0,
+                    nr,
+                    width,
+                    &mut col,
+                );
+                for co in 0..c_out {
+                    let dst = &mut dyt[co * m..(co + 1) * m];
+                    dst.fill(0.0);
+                    let src = &dy[b * c_out * p + co * p + r0 * ow_n..][..nr * ow_n];
+                    for r in 0..nr {
+                        dst[r * span..r * span + ow_n]
+                            .copy_from_slice(&src[r * ow_n..(r + 1) * ow_n]);
+                    }
+                }
+                for kw in 0..k {
+                    // SAFETY: acc[kw] is c_out × rows; dyt c_out × m; col rows
+                    // hold width ≥ m + kw values (read transposed).
+                    unsafe {
+                        gemm::gemm(
+                            c_out,
+                            rows,
+                            m,
+                            acc.as_mut_ptr().add(kw * c_out * rows),
+                            1,
+                            rows as isize,
+                            true,
+                            dyt.as_ptr(),
+                            1,
+                            m as isize,
+                            col.as_ptr().add(kw),
+                            width as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            Parallelism::None,
+                        );
+                    }
+                }
+                (acc, col, dyt)
+            },
+        )
+        .map(|(acc, _, _)| acc)
+        .reduce(
+            || vec![0f32; k * c_out * rows],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let mut dw = vec![0f32; c_out * rows * k];
+    for kw in 0..k {
+        for co in 0..c_out {
+            for r in 0..rows {
+                dw[(co * rows + r) * k + kw] = acc[(kw * c_out + co) * rows + r];
+            }
+        }
+    }
+    dw
+}
+
 /// Stride-1 convolution by output rows: for a tile of `R` whole output rows
 /// (each `W` positions), `col` holds one row per input channel and `(kd,
 /// kh)` tap, each the `W + k − 1` input values the output row's window
@@ -245,12 +423,10 @@ fn forward_rows(
     g: &Geometry,
 ) -> Vec<f32> {
     let k = g.kernel;
-    let [ind, inh, inw] = g.input;
-    let [od_n, oh_n, ow_n] = g.out;
+    let ow_n = g.out[2];
     let p = g.positions();
     let in_len = g.input_len();
     let rows = c_in * k * k; // (ci, kd, kh)
-    let span = ow_n + k - 1; // input values one output row's window covers
                              // weights per kw: wk[kw][co][(ci, kd, kh)]
     let mut wk = vec![0f32; k * c_out * rows];
     for co in 0..c_out {
@@ -260,57 +436,29 @@ fn forward_rows(
             }
         }
     }
-    // whole output rows per tile, `col` near 512 KB
-    let per_tile = ((1usize << 17) / (rows * span)).clamp(1, od_n * oh_n);
-    let out_rows = od_n * oh_n;
-    let tasks: Vec<(usize, usize, usize)> = (0..batch)
-        .flat_map(|b| {
-            (0..out_rows)
-                .step_by(per_tile)
-                .map(move |r0| (b, r0, per_tile.min(out_rows - r0)))
-        })
-        .collect();
-    // columns computed per tile: a multiple of 16 (so gemm reads `col` in
-    // place), `col` padded with zeros so that every shifted read fits
-    let cols_for = |nr: usize| (nr * span).div_ceil(16) * 16;
-    let width = cols_for(per_tile) + k;
+    let tiles = RowTiles::new(batch, c_in, g);
+    let (per_tile, width, span) = (tiles.per_tile, tiles.width, tiles.span);
+    let cols_for = |nr: usize| tiles.cols(nr);
     let mut y = vec![0f32; batch * c_out * p];
     let dst = SendPtr(y.as_mut_ptr());
-    tasks.into_par_iter().for_each_init(
+    tiles.tasks.par_iter().for_each_init(
         || {
             (
                 vec![0f32; rows * width],
                 vec![0f32; c_out * cols_for(per_tile)],
             )
         },
-        |(col, tmp), (b, r0, nr)| {
-            let xb = &x[b * c_in * in_len..(b + 1) * c_in * in_len];
+        |(col, tmp), &(b, r0, nr)| {
             let m = cols_for(nr);
-            for ci in 0..c_in {
-                let xc = &xb[ci * in_len..(ci + 1) * in_len];
-                for kd in 0..k {
-                    for kh in 0..k {
-                        let row = &mut col[((ci * k + kd) * k + kh) * width..][..width];
-                        row.fill(0.0);
-                        for r in 0..nr {
-                            let (od, oh) = ((r0 + r) / oh_n, (r0 + r) % oh_n);
-                            let id = (od + kd) as isize - g.pad[0];
-                            let ih = (oh + kh) as isize - g.pad[1];
-                            if id < 0 || id >= ind as isize || ih < 0 || ih >= inh as isize {
-                                continue;
-                            }
-                            let line = &xc[(id as usize * inh + ih as usize) * inw..][..inw];
-                            // column j of this row reads input iw = j − pad
-                            let seg = &mut row[r * span..(r + 1) * span];
-                            let lo = g.pad[2].clamp(0, span as isize) as usize;
-                            let hi = (inw as isize + g.pad[2]).clamp(lo as isize, span as isize)
-                                as usize;
-                            let start = (lo as isize - g.pad[2]) as usize;
-                            seg[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
-                        }
-                    }
-                }
-            }
+            row_col(
+                &x[b * c_in * in_len..(b + 1) * c_in * in_len],
+                c_in,
+                g,
+                r0,
+                nr,
+                width,
+                col,
+            );
             for kw in 0..k {
                 // SAFETY: tmp is c_out × m; col rows hold `width` ≥ m + kw
                 // values; wk[kw] is c_out × rows.
@@ -391,6 +539,9 @@ pub fn weight_grad(
     let in_len = c_in * g.input_len();
     assert_eq!(x.len(), batch * in_len);
     assert_eq!(dy.len(), batch * c_out * p);
+    if g.stride == 1 && g.kernel > 1 {
+        return weight_grad_rows(x, batch, c_in, dy, c_out, g);
+    }
     let tile = g.tile(c_in);
     tiles(batch, g, tile)
         .into_par_iter()
