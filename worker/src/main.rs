@@ -4,6 +4,7 @@
 //!   gyri-worker convert --dicom DIR --out OUT_DIR
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
 //!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
+//!   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
 //!   gyri-worker bench-imaging [ROUNDS]
 //!   gyri-worker bench-analysis [ROUNDS]
 
@@ -21,6 +22,7 @@ const USAGE: &str = "usage:
   gyri-worker convert --dicom DIR --out OUT_DIR
   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
+  gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
   gyri-worker bench-imaging [ROUNDS]
   gyri-worker bench-analysis [ROUNDS]";
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("convert") => convert(&args[1..]),
         Some("brain-extract") => brain_extract(&args[1..]),
+        Some("anatomy") => anatomy(&args[1..]),
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
             match bench::run(&bench::testdata(), rounds) {
@@ -165,6 +168,44 @@ fn brain_extract(args: &[String]) -> ExitCode {
                 r.model_dims[2],
                 r.seconds,
                 brain::peak_rss_bytes().unwrap_or(0) as f64 / 1e9
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A training label map from a T1 and its tissue probability maps.
+fn anatomy(args: &[String]) -> ExitCode {
+    let (mut t1, mut gm, mut wm, mut out) = (None, None, None, None);
+    let mut models = brain::default_models_dir();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next().cloned()) {
+            ("--t1", Some(v)) => t1 = Some(PathBuf::from(v)),
+            ("--gm", Some(v)) => gm = Some(PathBuf::from(v)),
+            ("--wm", Some(v)) => wm = Some(PathBuf::from(v)),
+            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
+            ("--models", Some(v)) => models = PathBuf::from(v),
+            (f, _) => return usage(&format!("unexpected {f:?}")),
+        }
+    }
+    let (Some(t1), Some(gm), Some(wm), Some(out)) = (t1, gm, wm, out) else {
+        return usage("--t1, --gm, --wm and --out are needed");
+    };
+    match gyri_worker::anatomy::derive(&t1, &gm, &wm, &out, &models) {
+        Ok(a) => {
+            let v = a.volumes_ml;
+            println!(
+                "wrote {}: CSF {:.0} ml, grey matter {:.0} ml, white matter {:.0} ml, head {:.0} ml",
+                a.labels.display(),
+                v[1],
+                v[2],
+                v[3],
+                v[5]
             );
             ExitCode::SUCCESS
         }

@@ -1,0 +1,10 @@
+//! Training data for the segmentation network, after SynthSeg (Billot et
+//! al., Med. Image Anal. 2023): images are synthesised from label maps of
+//! real anatomy with randomised contrast, resolution, bias, noise and
+//! deformation, so that the network learns shape rather than one scanner's
+//! look.
+//!
+//! Today: the label maps of real anatomy (`anatomy`). The generator comes
+//! next.
+
+pub mod anatomy;
