@@ -4,7 +4,9 @@
 //! deformation, so that the network learns shape rather than one scanner's
 //! look.
 //!
-//! Today: the label maps of real anatomy (`anatomy`). The generator comes
-//! next.
+//! Today: the label maps of real anatomy (`anatomy`) and the contrast part
+//! of the generator (`generator`); deformation, resolution and lesion
+//! synthesis come next.
 
 pub mod anatomy;
+pub mod generator;

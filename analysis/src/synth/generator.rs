@@ -1,0 +1,318 @@
+//! Images synthesised from a label map (the contrast part of SynthSeg's
+//! generator; deformation, resolution and lesions come next): per sample,
+//! every class draws its own mean and spread for each contrast, the image
+//! is blurred, multiplied by a smooth random bias field, given Rician-like
+//! noise and scaled to 0–1. T1-like contrast is left random (the network
+//! must not rely on it); FLAIR-like keeps FLAIR's two facts: CSF dark,
+//! lesions brighter than either tissue. Deterministic by seed.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::anatomy::class;
+
+/// How strongly each corruption may act (upper bounds; each sample draws
+/// its own amount up to them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Corruption {
+    /// Gaussian blur σ, voxels.
+    pub blur_sigma: f32,
+    /// Bias field: the log-intensity varies by up to ± this much.
+    pub bias: f32,
+    /// Noise σ relative to the brightest class mean.
+    pub noise: f32,
+}
+
+impl Default for Corruption {
+    fn default() -> Self {
+        Corruption {
+            blur_sigma: 1.0,
+            bias: 0.3,
+            noise: 0.05,
+        }
+    }
+}
+
+impl Corruption {
+    /// None at all: each class at its drawn intensities, with texture.
+    pub const NONE: Corruption = Corruption {
+        blur_sigma: 0.0,
+        bias: 0.0,
+        noise: 0.0,
+    };
+}
+
+/// One training pair.
+pub struct Sample {
+    pub dims: [usize; 3],
+    pub t1: Vec<f32>,
+    pub flair: Vec<f32>,
+    /// The network's classes (head tissue merged into background).
+    pub labels: Vec<u8>,
+}
+
+const CLASSES: usize = 6;
+
+fn gaussian(rng: &mut StdRng) -> f32 {
+    // Box–Muller
+    let (u, v): (f32, f32) = (rng.gen_range(1e-7..1.0), rng.gen_range(0.0..1.0));
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+/// Per-class (mean, spread) for one contrast.
+fn draw_classes(rng: &mut StdRng, flair: bool) -> [(f32, f32); CLASSES] {
+    let mut c = [(0f32, 0f32); CLASSES];
+    for (i, m) in c.iter_mut().enumerate() {
+        *m = (rng.gen_range(0.05..1.0), rng.gen_range(0.0..0.05));
+        if i == class::BACKGROUND as usize {
+            *m = (rng.gen_range(0.0..0.05), rng.gen_range(0.0..0.01));
+        }
+    }
+    if flair {
+        let (gm, wm) = (class::GREY_MATTER as usize, class::WHITE_MATTER as usize);
+        let tissue_lo = c[gm].0.min(c[wm].0);
+        let tissue_hi = c[gm].0.max(c[wm].0);
+        c[class::CSF as usize].0 = rng.gen_range(0.0..=1.0) * tissue_lo * 0.5;
+        c[class::LESION as usize].0 = tissue_hi * rng.gen_range(1.2..2.0);
+    }
+    c
+}
+
+/// Separable Gaussian blur of a C-order volume, in place.
+fn blur(v: &mut [f32], dims: [usize; 3], sigma: f32) {
+    if sigma < 0.3 {
+        return;
+    }
+    let radius = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-radius..=radius)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / sum).collect();
+    let strides = [dims[1] * dims[2], dims[2], 1];
+    let mut line = Vec::new();
+    for axis in 0..3 {
+        let n = dims[axis];
+        let s = strides[axis];
+        let others: Vec<usize> = (0..v.len()).filter(|i| (i / s).is_multiple_of(n)).collect();
+        for start in others {
+            line.clear();
+            line.extend((0..n).map(|j| v[start + j * s]));
+            for j in 0..n {
+                let mut acc = 0.0;
+                for (t, &k) in kernel.iter().enumerate() {
+                    let q = (j as isize + t as isize - radius).clamp(0, n as isize - 1) as usize;
+                    acc += k * line[q];
+                }
+                v[start + j * s] = acc;
+            }
+        }
+    }
+}
+
+/// A smooth multiplicative field: trilinear interpolation of a random 4³
+/// grid of log-gains in ± `strength`.
+fn bias_field(rng: &mut StdRng, dims: [usize; 3], strength: f32) -> Vec<f32> {
+    const G: usize = 4;
+    let grid: Vec<f32> = (0..G * G * G)
+        .map(|_| rng.gen_range(-1.0..=1.0) * strength)
+        .collect();
+    let at = |i: usize, n: usize| -> (usize, usize, f32) {
+        let x = if n > 1 {
+            i as f32 * (G - 1) as f32 / (n - 1) as f32
+        } else {
+            0.0
+        };
+        let i0 = (x.floor() as usize).min(G - 2);
+        (i0, i0 + 1, x - i0 as f32)
+    };
+    let mut out = Vec::with_capacity(dims.iter().product());
+    for a in 0..dims[0] {
+        let (a0, a1, ta) = at(a, dims[0]);
+        for b in 0..dims[1] {
+            let (b0, b1, tb) = at(b, dims[1]);
+            for c in 0..dims[2] {
+                let (c0, c1, tc) = at(c, dims[2]);
+                let g = |x: usize, y: usize, z: usize| grid[(x * G + y) * G + z];
+                let lerp = |p: f32, q: f32, t: f32| p + t * (q - p);
+                let v = lerp(
+                    lerp(
+                        lerp(g(a0, b0, c0), g(a0, b0, c1), tc),
+                        lerp(g(a0, b1, c0), g(a0, b1, c1), tc),
+                        tb,
+                    ),
+                    lerp(
+                        lerp(g(a1, b0, c0), g(a1, b0, c1), tc),
+                        lerp(g(a1, b1, c0), g(a1, b1, c1), tc),
+                        tb,
+                    ),
+                    ta,
+                );
+                out.push(v.exp());
+            }
+        }
+    }
+    out
+}
+
+fn contrast(
+    rng: &mut StdRng,
+    labels: &[u8],
+    dims: [usize; 3],
+    flair: bool,
+    c: &Corruption,
+) -> Vec<f32> {
+    let classes = draw_classes(rng, flair);
+    let mut img: Vec<f32> = labels
+        .iter()
+        .map(|&l| {
+            let (m, s) = classes[(l as usize).min(CLASSES - 1)];
+            m + s * gaussian(rng)
+        })
+        .collect();
+    blur(&mut img, dims, rng.gen_range(0.0..=c.blur_sigma.max(0.0)));
+    if c.bias > 0.0 {
+        let strength = rng.gen_range(0.0..=c.bias);
+        for (v, b) in img.iter_mut().zip(bias_field(rng, dims, strength)) {
+            *v *= b;
+        }
+    }
+    if c.noise > 0.0 {
+        let top = classes.iter().map(|m| m.0).fold(0f32, f32::max);
+        let sigma = rng.gen_range(0.0..=c.noise) * top;
+        for v in img.iter_mut() {
+            let (n1, n2) = (gaussian(rng) * sigma, gaussian(rng) * sigma);
+            *v = ((*v + n1).powi(2) + n2 * n2).sqrt();
+        }
+    }
+    let max = img.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
+    img.iter_mut().for_each(|v| *v = (*v / max).max(0.0));
+    img
+}
+
+/// A T1-like and a FLAIR-like image of `labels` (C order, `dims`), drawn
+/// from `seed`.
+pub fn synthesize(labels: &[u8], dims: [usize; 3], seed: u64, corruption: &Corruption) -> Sample {
+    assert_eq!(labels.len(), dims.iter().product::<usize>());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let t1 = contrast(&mut rng, labels, dims, false, corruption);
+    let flair = contrast(&mut rng, labels, dims, true, corruption);
+    let labels = labels
+        .iter()
+        .map(|&l| {
+            if l == class::HEAD || l as usize >= CLASSES {
+                class::BACKGROUND
+            } else {
+                l
+            }
+        })
+        .collect();
+    Sample {
+        dims,
+        t1,
+        flair,
+        labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nested boxes: head, CSF, grey, white matter and a lesion.
+    fn phantom() -> (Vec<u8>, [usize; 3]) {
+        let dims = [20, 22, 24];
+        let mut l = vec![0u8; dims.iter().product()];
+        for a in 0..dims[0] {
+            for b in 0..dims[1] {
+                for c in 0..dims[2] {
+                    let d = [a, b, c]
+                        .iter()
+                        .zip(&dims)
+                        .map(|(&i, &n)| i.min(n - 1 - i))
+                        .min()
+                        .unwrap();
+                    l[(a * dims[1] + b) * dims[2] + c] = match d {
+                        0 => class::BACKGROUND,
+                        1..=2 => class::HEAD,
+                        3 => class::CSF,
+                        4..=5 => class::GREY_MATTER,
+                        _ if a == 10 && b == 11 => class::LESION,
+                        _ => class::WHITE_MATTER,
+                    };
+                }
+            }
+        }
+        (l, dims)
+    }
+
+    fn class_mean(img: &[f32], labels: &[u8], c: u8) -> f32 {
+        let v: Vec<f32> = img
+            .iter()
+            .zip(labels)
+            .filter(|(_, &l)| l == c)
+            .map(|(&x, _)| x)
+            .collect();
+        v.iter().sum::<f32>() / v.len() as f32
+    }
+
+    #[test]
+    fn blur_keeps_constants_and_mass_and_spreads_an_impulse() {
+        let dims = [9, 10, 11];
+        let mut flat = vec![2.5f32; 990];
+        blur(&mut flat, dims, 1.2);
+        assert!(flat.iter().all(|v| (v - 2.5).abs() < 1e-5));
+        let mut impulse = vec![0f32; 990];
+        impulse[(4 * 10 + 5) * 11 + 5] = 1.0;
+        blur(&mut impulse, dims, 1.0);
+        let sum: f32 = impulse.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        // σ = 1 in 3D: centre ≈ (2π)^−3/2 ≈ 0.064, a face neighbour e^−½ of it
+        let (centre, next) = (
+            impulse[(4 * 10 + 5) * 11 + 5],
+            impulse[(4 * 10 + 5) * 11 + 6],
+        );
+        assert!(
+            (centre - 0.064).abs() < 0.01 && (next / centre - 0.607).abs() < 0.05,
+            "{centre} {next}"
+        );
+    }
+
+    #[test]
+    fn samples_are_reproducible_by_seed_and_differ_between_seeds() {
+        let (l, dims) = phantom();
+        let a = synthesize(&l, dims, 7, &Corruption::default());
+        let b = synthesize(&l, dims, 7, &Corruption::default());
+        let c = synthesize(&l, dims, 8, &Corruption::default());
+        assert_eq!(a.t1, b.t1);
+        assert_eq!(a.flair, b.flair);
+        assert_ne!(a.t1, c.t1);
+        assert!(a
+            .t1
+            .iter()
+            .chain(&a.flair)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn images_follow_their_labels_and_flairs_rules() {
+        let (l, dims) = phantom();
+        for seed in 0..20 {
+            let s = synthesize(&l, dims, seed, &Corruption::NONE);
+            // head tissue is painted but labelled background
+            assert!(!s.labels.contains(&class::HEAD));
+            assert_eq!(s.labels.iter().filter(|&&x| x == class::LESION).count(), 12);
+            let m = |c| class_mean(&s.flair, &l, c);
+            let (csf, gm, wm, lesion) = (
+                m(class::CSF),
+                m(class::GREY_MATTER),
+                m(class::WHITE_MATTER),
+                m(class::LESION),
+            );
+            assert!(
+                csf < gm.min(wm) && lesion > gm.max(wm),
+                "seed {seed}: {csf} {gm} {wm} {lesion}"
+            );
+        }
+    }
+}
