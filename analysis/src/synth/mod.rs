@@ -4,9 +4,11 @@
 //! deformation, so that the network learns shape rather than one scanner's
 //! look.
 //!
-//! Today: the label maps of real anatomy (`anatomy`) and the contrast part
-//! of the generator (`generator`); deformation, resolution and lesion
-//! synthesis come next.
+//! Today: the label maps of real anatomy (`anatomy`), random affine and
+//! smooth non-linear deformation (`deform`) and the contrast part of the
+//! generator (`generator`); resolution, lesion and atrophy synthesis come
+//! next.
 
 pub mod anatomy;
+pub mod deform;
 pub mod generator;
