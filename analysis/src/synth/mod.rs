@@ -5,10 +5,12 @@
 //! look.
 //!
 //! Today: the label maps of real anatomy (`anatomy`), random affine and
-//! smooth non-linear deformation (`deform`) and the contrast part of the
-//! generator (`generator`); resolution, lesion and atrophy synthesis come
+//! smooth non-linear deformation (`deform`), white-matter lesions
+//! (`lesions`) and the contrast part of the generator (`generator`);
+//! resolution and atrophy synthesis, crops and the assembled sampler come
 //! next.
 
 pub mod anatomy;
 pub mod deform;
 pub mod generator;
+pub mod lesions;
