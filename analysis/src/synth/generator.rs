@@ -21,6 +21,10 @@ pub struct Corruption {
     pub bias: f32,
     /// Noise σ relative to the brightest class mean.
     pub noise: f32,
+    /// Thickest slices, voxels: along one random axis the image is
+    /// averaged over slabs of 1 to this many voxels (thick-slice
+    /// acquisitions, 2D FLAIR), each slab one value.
+    pub slice_voxels: usize,
 }
 
 impl Default for Corruption {
@@ -29,6 +33,7 @@ impl Default for Corruption {
             blur_sigma: 1.0,
             bias: 0.3,
             noise: 0.05,
+            slice_voxels: 5,
         }
     }
 }
@@ -39,6 +44,7 @@ impl Corruption {
         blur_sigma: 0.0,
         bias: 0.0,
         noise: 0.0,
+        slice_voxels: 1,
     };
 }
 
@@ -110,6 +116,25 @@ fn blur(v: &mut [f32], dims: [usize; 3], sigma: f32) {
     }
 }
 
+/// Averages `v` over slabs of `thick` voxels along `axis`, each slab taking
+/// its mean (what a thick-slice acquisition records).
+fn thick_slices(v: &mut [f32], dims: [usize; 3], axis: usize, thick: usize) {
+    if thick <= 1 {
+        return;
+    }
+    let strides = [dims[1] * dims[2], dims[2], 1];
+    let (n, s) = (dims[axis], strides[axis]);
+    for start in (0..v.len()).filter(|i| (i / s).is_multiple_of(n)) {
+        for slab in (0..n).step_by(thick) {
+            let end = (slab + thick).min(n);
+            let mean = (slab..end).map(|j| v[start + j * s]).sum::<f32>() / (end - slab) as f32;
+            for j in slab..end {
+                v[start + j * s] = mean;
+            }
+        }
+    }
+}
+
 /// A smooth multiplicative field: trilinear interpolation of a random 4³
 /// grid of log-gains in ± `strength`.
 fn bias_field(rng: &mut StdRng, dims: [usize; 3], strength: f32) -> Vec<f32> {
@@ -171,6 +196,10 @@ fn contrast(
         })
         .collect();
     blur(&mut img, dims, rng.gen_range(0.0..=c.blur_sigma.max(0.0)));
+    if c.slice_voxels > 1 {
+        let thick = rng.gen_range(1..=c.slice_voxels);
+        thick_slices(&mut img, dims, rng.gen_range(0..3), thick);
+    }
     if c.bias > 0.0 {
         let strength = rng.gen_range(0.0..=c.bias);
         for (v, b) in img.iter_mut().zip(bias_field(rng, dims, strength)) {
@@ -215,9 +244,114 @@ pub fn synthesize(labels: &[u8], dims: [usize; 3], seed: u64, corruption: &Corru
     }
 }
 
+/// The whole generator: what one training sample is made of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampler {
+    pub deformation: super::deform::Deformation,
+    pub corruption: Corruption,
+    /// The lesion load, or `None` to draw one per sample.
+    pub load: Option<super::lesions::Load>,
+    /// The patch cut from the volume (whole volume where larger).
+    pub patch: [usize; 3],
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler {
+            deformation: Default::default(),
+            corruption: Default::default(),
+            load: None,
+            patch: [96, 96, 96],
+        }
+    }
+}
+
+impl Sampler {
+    /// One sample of `anatomy` (a label map, C order, `dims`) drawn from
+    /// `seed`: deformed, given lesions, imaged in two contrasts, cropped
+    /// at random.
+    pub fn sample(&self, anatomy: &[u8], dims: [usize; 3], seed: u64) -> Sample {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut labels = super::deform::deform(
+            anatomy,
+            dims,
+            rng.gen(),
+            &self.deformation,
+            class::BACKGROUND,
+        );
+        let load = self
+            .load
+            .unwrap_or_else(|| super::lesions::Load::draw(&mut rng));
+        super::lesions::add_lesions(&mut labels, dims, rng.gen(), load);
+        let whole = synthesize(&labels, dims, rng.gen(), &self.corruption);
+        let size: [usize; 3] = std::array::from_fn(|a| self.patch[a].min(dims[a]).max(1));
+        let start: [usize; 3] = std::array::from_fn(|a| rng.gen_range(0..=dims[a] - size[a]));
+        let cut = |v: &[f32]| -> Vec<f32> { crop(v, dims, start, size) };
+        Sample {
+            dims: size,
+            t1: cut(&whole.t1),
+            flair: cut(&whole.flair),
+            labels: crop(&whole.labels, dims, start, size),
+        }
+    }
+}
+
+fn crop<T: Copy>(v: &[T], dims: [usize; 3], start: [usize; 3], size: [usize; 3]) -> Vec<T> {
+    let mut out = Vec::with_capacity(size.iter().product());
+    for a in start[0]..start[0] + size[0] {
+        for b in start[1]..start[1] + size[1] {
+            let row = (a * dims[1] + b) * dims[2] + start[2];
+            out.extend_from_slice(&v[row..row + size[2]]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sampler_is_reproducible_and_cuts_consistent_patches() {
+        let (l, dims) = phantom();
+        let sampler = Sampler {
+            patch: [16, 16, 16],
+            ..Default::default()
+        };
+        let a = sampler.sample(&l, dims, 3);
+        let b = sampler.sample(&l, dims, 3);
+        assert_eq!((a.t1.clone(), a.labels.clone()), (b.t1, b.labels));
+        assert_eq!(a.dims, [16, 16, 16]);
+        assert_eq!(a.t1.len(), 4096);
+        assert_eq!(a.flair.len(), 4096);
+        assert!(a.labels.iter().all(|&c| c <= class::LESION));
+        assert!(a
+            .t1
+            .iter()
+            .chain(&a.flair)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        let whole = Sampler {
+            patch: [99, 99, 99],
+            ..sampler
+        }
+        .sample(&l, dims, 3);
+        assert_eq!(whole.dims, dims);
+    }
+
+    #[test]
+    fn thick_slices_average_slabs_along_one_axis() {
+        let dims = [2, 1, 5];
+        let mut v = vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0];
+        thick_slices(&mut v, dims, 2, 2);
+        assert_eq!(
+            v,
+            vec![1.5, 1.5, 3.5, 3.5, 5.0, 15.0, 15.0, 35.0, 35.0, 50.0]
+        );
+        let mut w = vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0];
+        thick_slices(&mut w, dims, 0, 2);
+        assert_eq!(w[0], 5.5);
+        assert_eq!(w[5], 5.5);
+    }
 
     /// Nested boxes: head, CSF, grey, white matter and a lesion.
     fn phantom() -> (Vec<u8>, [usize; 3]) {

@@ -6,9 +6,9 @@
 //!
 //! Today: the label maps of real anatomy (`anatomy`), random affine and
 //! smooth non-linear deformation (`deform`), white-matter lesions
-//! (`lesions`) and the contrast part of the generator (`generator`);
-//! resolution and atrophy synthesis, crops and the assembled sampler come
-//! next.
+//! (`lesions`), the contrasts with blur, thick slices, bias and noise, and
+//! the `Sampler` that assembles them with a random crop (`generator`);
+//! atrophy comes next.
 
 pub mod anatomy;
 pub mod deform;
