@@ -251,6 +251,9 @@ pub struct Sampler {
     pub corruption: Corruption,
     /// The lesion load, or `None` to draw one per sample.
     pub load: Option<super::lesions::Load>,
+    /// Most voxel layers of ventricle enlargement and of cortical thinning
+    /// (each sample draws 0 to these; a third of samples none at all).
+    pub atrophy_layers: [usize; 2],
     /// The patch cut from the volume (whole volume where larger).
     pub patch: [usize; 3],
 }
@@ -261,6 +264,7 @@ impl Default for Sampler {
             deformation: Default::default(),
             corruption: Default::default(),
             load: None,
+            atrophy_layers: [3, 1],
             patch: [96, 96, 96],
         }
     }
@@ -268,8 +272,8 @@ impl Default for Sampler {
 
 impl Sampler {
     /// One sample of `anatomy` (a label map, C order, `dims`) drawn from
-    /// `seed`: deformed, given lesions, imaged in two contrasts, cropped
-    /// at random.
+    /// `seed`: deformed, atrophied, given lesions, imaged in two contrasts,
+    /// cropped at random.
     pub fn sample(&self, anatomy: &[u8], dims: [usize; 3], seed: u64) -> Sample {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut labels = super::deform::deform(
@@ -279,6 +283,11 @@ impl Sampler {
             &self.deformation,
             class::BACKGROUND,
         );
+        if rng.gen_range(0..3) > 0 {
+            let [v, c] = self.atrophy_layers;
+            let (v, c) = (rng.gen_range(0..=v), rng.gen_range(0..=c));
+            super::atrophy::atrophy(&mut labels, dims, v, c);
+        }
         let load = self
             .load
             .unwrap_or_else(|| super::lesions::Load::draw(&mut rng));

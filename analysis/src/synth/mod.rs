@@ -7,10 +7,11 @@
 //! Today: the label maps of real anatomy (`anatomy`), random affine and
 //! smooth non-linear deformation (`deform`), white-matter lesions
 //! (`lesions`), the contrasts with blur, thick slices, bias and noise, and
-//! the `Sampler` that assembles them with a random crop (`generator`);
-//! atrophy comes next.
+//! the `Sampler` that assembles them with atrophy (`atrophy`) and a random
+//! crop (`generator`).
 
 pub mod anatomy;
+pub mod atrophy;
 pub mod deform;
 pub mod generator;
 pub mod lesions;
