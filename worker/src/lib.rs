@@ -7,6 +7,7 @@
 
 pub mod anatomy;
 pub mod brain;
+pub mod synth;
 
 use gyri_store::Db;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
 //!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
 //!   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
+//!   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
 //!   gyri-worker bench-imaging [ROUNDS]
 //!   gyri-worker bench-analysis [ROUNDS]
 
@@ -23,6 +24,7 @@ const USAGE: &str = "usage:
   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
+  gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
   gyri-worker bench-imaging [ROUNDS]
   gyri-worker bench-analysis [ROUNDS]";
 
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Some("convert") => convert(&args[1..]),
         Some("brain-extract") => brain_extract(&args[1..]),
         Some("anatomy") => anatomy(&args[1..]),
+        Some("synth-sample") => synth_sample(&args[1..]),
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
             match bench::run(&bench::testdata(), rounds) {
@@ -206,6 +209,46 @@ fn anatomy(args: &[String]) -> ExitCode {
                 v[2],
                 v[3],
                 v[5]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One generator sample of a label map, as NIfTI files.
+fn synth_sample(args: &[String]) -> ExitCode {
+    let (mut anatomy, mut out, mut seed, mut patch) = (None, None, 0u64, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next().cloned()) {
+            ("--anatomy", Some(v)) => anatomy = Some(PathBuf::from(v)),
+            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
+            ("--seed", Some(v)) => match v.parse() {
+                Ok(s) => seed = s,
+                Err(_) => return usage(&format!("--seed takes a number, not {v:?}")),
+            },
+            ("--patch", Some(v)) => match v.parse::<usize>() {
+                Ok(p) if p > 0 => patch = Some(p),
+                _ => return usage(&format!("--patch takes a positive number, not {v:?}")),
+            },
+            (f, _) => return usage(&format!("unexpected {f:?}")),
+        }
+    }
+    let (Some(anatomy), Some(out)) = (anatomy, out) else {
+        return usage("--anatomy and --out are needed");
+    };
+    match gyri_worker::synth::sample(&anatomy, seed, patch, &out) {
+        Ok(w) => {
+            for f in &w.files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "{}×{}×{}, lesions {:.1} ml, {:.1} s",
+                w.dims[0], w.dims[1], w.dims[2], w.lesion_ml, w.seconds
             );
             ExitCode::SUCCESS
         }
