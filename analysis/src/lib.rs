@@ -8,4 +8,5 @@ pub mod layers;
 pub mod ops;
 pub mod synth;
 pub mod torch_file;
+pub mod train;
 pub mod unet;

@@ -6,6 +6,7 @@
 //!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
 //!   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
 //!   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
+//!   gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR
 //!   gyri-worker bench-imaging [ROUNDS]
 //!   gyri-worker bench-analysis [ROUNDS]
 
@@ -25,6 +26,7 @@ const USAGE: &str = "usage:
   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
+  gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR
   gyri-worker bench-imaging [ROUNDS]
   gyri-worker bench-analysis [ROUNDS]";
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("brain-extract") => brain_extract(&args[1..]),
         Some("anatomy") => anatomy(&args[1..]),
         Some("synth-sample") => synth_sample(&args[1..]),
+        Some("train") => train(&args[1..]),
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
             match bench::run(&bench::testdata(), rounds) {
@@ -256,6 +259,91 @@ fn synth_sample(args: &[String]) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Trains the attention U-Net on generator samples of the label maps, or
+/// resumes the run in `--out`.
+fn train(args: &[String]) -> ExitCode {
+    use gyri_analysis::train::{self, Anatomy, TrainConfig};
+    use gyri_imaging::nifti::{read_path, ReadOptions};
+    let (mut config, mut out, mut anatomies) = (None, None, vec![]);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next().cloned()) {
+            ("--config", Some(v)) => config = Some(PathBuf::from(v)),
+            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
+            ("--anatomy", Some(v)) => anatomies.push(PathBuf::from(v)),
+            (f, _) => return usage(&format!("unexpected {f:?}")),
+        }
+    }
+    let (Some(config), Some(out)) = (config, out) else {
+        return usage("--config, --anatomy and --out are needed");
+    };
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    let config: TrainConfig = match std::fs::read(&config)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{}: {e}", config.display())),
+    };
+    let mut maps = vec![];
+    for path in &anatomies {
+        match read_path(path, ReadOptions::default()) {
+            Ok(v) => match v.data {
+                gyri_imaging::VoxelData::U8(labels) if labels.iter().all(|&l| l <= 5) => {
+                    maps.push(Anatomy {
+                        labels,
+                        dims: [v.dims[2], v.dims[1], v.dims[0]],
+                    })
+                }
+                _ => {
+                    return fail(format!(
+                        "{} is not a label map (u8, classes 0–5)",
+                        path.display()
+                    ))
+                }
+            },
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut first = None;
+    let mut report = |p: &train::Progress| {
+        let first = *first.get_or_insert(p.step - 1);
+        let per = started.elapsed().as_secs_f64() / (p.step - first) as f64;
+        let eta = per * (p.steps - p.step) as f64;
+        eprintln!(
+            "step {}/{}  loss {:.4}  {:.2} s/step  ETA {:.0} min",
+            p.step,
+            p.steps,
+            p.loss,
+            per,
+            eta / 60.0
+        );
+    };
+    match train::train(&config, &maps, &out, &mut report) {
+        Ok(state) => {
+            if let Some(v) = state.validations.last() {
+                let fmt = |d: &Option<f64>| d.map_or("-".into(), |d| format!("{d:.3}"));
+                println!(
+                    "step {}: validation Dice background {}, CSF {}, GM {}, WM {}, lesion {}",
+                    v.step,
+                    fmt(&v.dice[0]),
+                    fmt(&v.dice[1]),
+                    fmt(&v.dice[2]),
+                    fmt(&v.dice[3]),
+                    fmt(v.dice.get(4).unwrap_or(&None))
+                );
+            }
+            println!("wrote {}", out.join("checkpoint.safetensors").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 
