@@ -60,7 +60,22 @@ pub fn deform(
     bounds: &Deformation,
     outside: u8,
 ) -> Vec<u8> {
+    deform_window(labels, dims, seed, bounds, outside, [0; 3], dims)
+}
+
+/// The part `start .. start + size` of `deform`'s output, computed alone
+/// (the same transform for the same seed, whatever the window).
+pub fn deform_window(
+    labels: &[u8],
+    dims: [usize; 3],
+    seed: u64,
+    bounds: &Deformation,
+    outside: u8,
+    start: [usize; 3],
+    size: [usize; 3],
+) -> Vec<u8> {
     assert_eq!(labels.len(), dims.iter().product::<usize>());
+    assert!((0..3).all(|a| start[a] + size[a] <= dims[a]));
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sym = |b: f64| if b > 0.0 { rng.gen_range(-b..=b) } else { 0.0 };
     let angles = [0, 1, 2].map(|_| sym(bounds.rotation_deg).to_radians());
@@ -81,12 +96,12 @@ pub fn deform(
         let i0 = (x.floor() as usize).min(NODES - 2);
         (i0, i0 + 1, x - i0 as f64)
     };
-    let mut out = Vec::with_capacity(labels.len());
-    for a in 0..dims[0] {
+    let mut out = Vec::with_capacity(size.iter().product());
+    for a in start[0]..start[0] + size[0] {
         let (a0, a1, ta) = node(a, dims[0]);
-        for b in 0..dims[1] {
+        for b in start[1]..start[1] + size[1] {
             let (b0, b1, tb) = node(b, dims[1]);
-            for c in 0..dims[2] {
+            for c in start[2]..start[2] + size[2] {
                 let (c0, c1, tc) = node(c, dims[2]);
                 let f =
                     |x: usize, y: usize, z: usize, k: usize| field[(x * NODES + y) * NODES + z][k];
@@ -169,6 +184,22 @@ mod tests {
             displacement: 0.0,
         };
         assert_eq!(deform(&l, dims, 1, &none, 0), l);
+    }
+
+    #[test]
+    fn a_window_is_that_part_of_the_whole_output() {
+        let dims = [20, 22, 24];
+        let l = ball(dims, 8.0);
+        let whole = deform(&l, dims, 9, &Deformation::default(), 0);
+        let (start, size) = ([3, 4, 5], [10, 11, 12]);
+        let part = deform_window(&l, dims, 9, &Deformation::default(), 0, start, size);
+        let mut want = vec![];
+        for a in 3..13 {
+            for b in 4..15 {
+                want.extend_from_slice(&whole[(a * 22 + b) * 24 + 5..][..12]);
+            }
+        }
+        assert_eq!(part, want);
     }
 
     #[test]

@@ -272,17 +272,12 @@ impl Default for Sampler {
 
 impl Sampler {
     /// One sample of `anatomy` (a label map, C order, `dims`) drawn from
-    /// `seed`: deformed, atrophied, given lesions, imaged in two contrasts,
-    /// cropped at random.
+    /// `seed`: atrophied, given lesions, cut at random and the cut deformed
+    /// (the transform acts on the whole volume; only the patch is
+    /// computed), imaged in two contrasts.
     pub fn sample(&self, anatomy: &[u8], dims: [usize; 3], seed: u64) -> Sample {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut labels = super::deform::deform(
-            anatomy,
-            dims,
-            rng.gen(),
-            &self.deformation,
-            class::BACKGROUND,
-        );
+        let mut labels = anatomy.to_vec();
         if rng.gen_range(0..3) > 0 {
             let [v, c] = self.atrophy_layers;
             let (v, c) = (rng.gen_range(0..=v), rng.gen_range(0..=c));
@@ -292,28 +287,20 @@ impl Sampler {
             .load
             .unwrap_or_else(|| super::lesions::Load::draw(&mut rng));
         super::lesions::add_lesions(&mut labels, dims, rng.gen(), load);
-        let whole = synthesize(&labels, dims, rng.gen(), &self.corruption);
+        // only the patch is deformed and imaged
         let size: [usize; 3] = std::array::from_fn(|a| self.patch[a].min(dims[a]).max(1));
         let start: [usize; 3] = std::array::from_fn(|a| rng.gen_range(0..=dims[a] - size[a]));
-        let cut = |v: &[f32]| -> Vec<f32> { crop(v, dims, start, size) };
-        Sample {
-            dims: size,
-            t1: cut(&whole.t1),
-            flair: cut(&whole.flair),
-            labels: crop(&whole.labels, dims, start, size),
-        }
+        let patch = super::deform::deform_window(
+            &labels,
+            dims,
+            rng.gen(),
+            &self.deformation,
+            class::BACKGROUND,
+            start,
+            size,
+        );
+        synthesize(&patch, size, rng.gen(), &self.corruption)
     }
-}
-
-fn crop<T: Copy>(v: &[T], dims: [usize; 3], start: [usize; 3], size: [usize; 3]) -> Vec<T> {
-    let mut out = Vec::with_capacity(size.iter().product());
-    for a in start[0]..start[0] + size[0] {
-        for b in start[1]..start[1] + size[1] {
-            let row = (a * dims[1] + b) * dims[2] + start[2];
-            out.extend_from_slice(&v[row..row + size[2]]);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
