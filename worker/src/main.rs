@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Some("train") => train(&args[1..]),
         Some("bench-imaging") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(11);
-            match bench::run(&bench::testdata(), rounds) {
+            match bench::run(&brain::testdata_dir(), rounds) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         }
         Some("bench-analysis") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
-            match bench_analysis::run(&bench::testdata(), rounds) {
+            match bench_analysis::run(&brain::testdata_dir(), rounds) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -57,8 +57,6 @@ pub struct Extraction {
     pub model_labels: Vec<u8>,
     /// The 1.5 mm grid the networks saw (before padding).
     pub model_dims: [usize; 3],
-    /// The padded input of each network pass.
-    pub network_dims: [usize; 3],
     pub passes: usize,
 }
 
@@ -159,7 +157,6 @@ impl HdBet {
             mask,
             model_labels: labels,
             model_dims,
-            network_dims,
             passes,
         })
     }
