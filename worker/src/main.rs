@@ -265,8 +265,7 @@ fn synth_sample(args: &[String]) -> ExitCode {
 /// Trains the attention U-Net on generator samples of the label maps, or
 /// resumes the run in `--out`.
 fn train(args: &[String]) -> ExitCode {
-    use gyri_analysis::train::{self, Anatomy, TrainConfig};
-    use gyri_imaging::nifti::{read_path, ReadOptions};
+    use gyri_analysis::train::{self, TrainConfig};
     let (mut config, mut out, mut anatomies) = (None, None, vec![]);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -293,22 +292,9 @@ fn train(args: &[String]) -> ExitCode {
     };
     let mut maps = vec![];
     for path in &anatomies {
-        match read_path(path, ReadOptions::default()) {
-            Ok(v) => match v.data {
-                gyri_imaging::VoxelData::U8(labels) if labels.iter().all(|&l| l <= 5) => {
-                    maps.push(Anatomy {
-                        labels,
-                        dims: [v.dims[2], v.dims[1], v.dims[0]],
-                    })
-                }
-                _ => {
-                    return fail(format!(
-                        "{} is not a label map (u8, classes 0–5)",
-                        path.display()
-                    ))
-                }
-            },
-            Err(e) => return fail(format!("{}: {e}", path.display())),
+        match gyri_worker::synth::read_label_map(path) {
+            Ok((map, _)) => maps.push(map),
+            Err(e) => return fail(e),
         }
     }
     let started = std::time::Instant::now();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gyri_analysis::synth::generator::Sampler;
+use gyri_analysis::train::Anatomy;
 use gyri_imaging::nifti::{self, ReadOptions};
 use gyri_imaging::{Affine, Volume, VoxelData};
 
@@ -14,6 +15,22 @@ pub struct Written {
     pub dims: [usize; 3],
     pub lesion_ml: f64,
     pub seconds: f64,
+}
+
+/// A training label map (uint8, classes 0–5) as the generator takes it
+/// (C order: NIfTI data with i fastest is a C-order array of (k, j, i)),
+/// with the image it came from (its grid; the data moved out).
+pub fn read_label_map(path: &Path) -> Result<(Anatomy, Volume), String> {
+    let mut v = nifti::read_path(path, ReadOptions::default())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let VoxelData::U8(labels) = std::mem::replace(&mut v.data, VoxelData::U8(vec![])) else {
+        return Err(format!("{} is not a label map (u8)", path.display()));
+    };
+    if labels.iter().any(|&l| l > 5) {
+        return Err(format!("{} has labels above 5", path.display()));
+    }
+    let dims = [v.dims[2], v.dims[1], v.dims[0]];
+    Ok((Anatomy { labels, dims }, v))
 }
 
 /// Samples `anatomy` (a label map NIfTI) with `seed`; `patch` of `None`
@@ -25,21 +42,13 @@ pub fn sample(
     out: &Path,
 ) -> Result<Written, String> {
     let started = Instant::now();
-    let v = nifti::read_path(anatomy, ReadOptions::default())
-        .map_err(|e| format!("{}: {e}", anatomy.display()))?;
-    let VoxelData::U8(labels) = &v.data else {
-        return Err(format!("{} is not a label map (u8)", anatomy.display()));
-    };
-    if labels.iter().any(|&l| l > 5) {
-        return Err(format!("{} has labels above 5", anatomy.display()));
-    }
-    // NIfTI data with i fastest is a C-order array of (k, j, i)
-    let dims_c = [v.dims[2], v.dims[1], v.dims[0]];
+    let (map, v) = read_label_map(anatomy)?;
+    let dims_c = map.dims;
     let sampler = Sampler {
         patch: patch.map_or(dims_c, |p| [p; 3]),
         ..Default::default()
     };
-    let s = sampler.sample(labels, dims_c, seed);
+    let s = sampler.sample(&map.labels, dims_c, seed);
     let grid = [s.dims[2], s.dims[1], s.dims[0]];
     let affine = if s.dims == dims_c {
         v.affine
