@@ -53,14 +53,7 @@ impl CustomOp2 for Conv3dOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(xs, xl, "conv3d input")?;
-        let w = f32_slice(ws, wl, "conv3d weight")?;
-        let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
-        let c_out = wl.dims()[0];
-        let g = &self.geometry;
-        let y = kernels::forward(x, n, c_in, w, c_out, None, g);
-        let [d, h, w] = g.out;
-        Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
+        self.forward(xs, xl, ws, wl, None)
     }
 
     fn bwd(
@@ -76,6 +69,28 @@ impl CustomOp2 for Conv3dOp {
 }
 
 impl Conv3dOp {
+    /// The forward of both ops (with and without bias).
+    fn forward(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "conv3d input")?;
+        let w = f32_slice(ws, wl, "conv3d weight")?;
+        let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
+        let c_out = wl.dims()[0];
+        if let Some(b) = bias.filter(|b| b.len() != c_out) {
+            bail!("conv3d: {} biases for {c_out} output channels", b.len());
+        }
+        let g = &self.geometry;
+        let y = kernels::forward(x, n, c_in, w, c_out, bias, g);
+        let [d, h, w] = g.out;
+        Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
+    }
+
     /// dX and dW (the bias's gradient is `kernels::bias_grad`).
     fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
         let [n, c_in, ..] = dims5(x, "conv3d input")?;
@@ -111,18 +126,8 @@ impl CustomOp3 for Conv3dOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(xs, xl, "conv3d input")?;
-        let w = f32_slice(ws, wl, "conv3d weight")?;
         let b = f32_slice(bs, bl, "conv3d bias")?;
-        let (n, c_in) = (xl.dims()[0], xl.dims()[1]);
-        let c_out = wl.dims()[0];
-        if b.len() != c_out {
-            bail!("conv3d: {} biases for {c_out} output channels", b.len());
-        }
-        let g = &self.geometry;
-        let y = kernels::forward(x, n, c_in, w, c_out, Some(b), g);
-        let [d, h, w] = g.out;
-        Ok((CpuStorage::F32(y), Shape::from((n, c_out, d, h, w))))
+        self.forward(xs, xl, ws, wl, Some(b))
     }
 
     fn bwd(

@@ -135,15 +135,20 @@ fn im2col(x: &[f32], c_in: usize, g: &Geometry, p0: usize, t: usize, col: &mut [
     }
 }
 
-fn tiles(batch: usize, g: &Geometry, tile: usize) -> Vec<(usize, usize, usize)> {
-    let p = g.positions();
+/// Tasks `(item, start, len)` covering `0..total` in steps of `tile`, for
+/// every batch item.
+fn spans(batch: usize, total: usize, tile: usize) -> Vec<(usize, usize, usize)> {
     (0..batch)
         .flat_map(|b| {
-            (0..p)
+            (0..total)
                 .step_by(tile)
-                .map(move |p0| (b, p0, tile.min(p - p0)))
+                .map(move |s| (b, s, tile.min(total - s)))
         })
         .collect()
+}
+
+fn tiles(batch: usize, g: &Geometry, tile: usize) -> Vec<(usize, usize, usize)> {
+    spans(batch, g.positions(), tile)
 }
 
 /// `y = conv(x, w) + bias`. `x`: `N × C_in × input`, `w`: `C_out × C_in ×
@@ -245,13 +250,7 @@ impl RowTiles {
         let span = g.out[2] + k - 1;
         let out_rows = g.out[0] * g.out[1];
         let per_tile = ((1usize << 17) / (c_in * k * k * span)).clamp(1, out_rows);
-        let tasks = (0..batch)
-            .flat_map(|b| {
-                (0..out_rows)
-                    .step_by(per_tile)
-                    .map(move |r0| (b, r0, per_tile.min(out_rows - r0)))
-            })
-            .collect();
+        let tasks = spans(batch, out_rows, per_tile);
         let mut t = RowTiles {
             per_tile,
             span,
