@@ -7,6 +7,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::coarse;
+
 /// Upper bounds of the random transform (each sample draws within them).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Deformation {
@@ -87,39 +89,17 @@ pub fn deform_window(
     let r = rotation(angles);
     let centre = dims.map(|n| (n as f64 - 1.0) / 2.0);
     // output voxel o samples the input at R·S·(o − c) + c + shift + u(o)
-    let node = |i: usize, n: usize| -> (usize, usize, f64) {
-        let x = if n > 1 {
-            i as f64 * (NODES - 1) as f64 / (n - 1) as f64
-        } else {
-            0.0
-        };
-        let i0 = (x.floor() as usize).min(NODES - 2);
-        (i0, i0 + 1, x - i0 as f64)
-    };
+    let node = |i: usize, n: usize| coarse::node(i, n, NODES);
     let mut out = Vec::with_capacity(size.iter().product());
     for a in start[0]..start[0] + size[0] {
-        let (a0, a1, ta) = node(a, dims[0]);
+        let na = node(a, dims[0]);
         for b in start[1]..start[1] + size[1] {
-            let (b0, b1, tb) = node(b, dims[1]);
+            let nb = node(b, dims[1]);
             for c in start[2]..start[2] + size[2] {
-                let (c0, c1, tc) = node(c, dims[2]);
-                let f =
-                    |x: usize, y: usize, z: usize, k: usize| field[(x * NODES + y) * NODES + z][k];
-                let lerp = |p: f64, q: f64, t: f64| p + t * (q - p);
+                let nc = node(c, dims[2]);
                 let u = [0, 1, 2].map(|k| {
-                    lerp(
-                        lerp(
-                            lerp(f(a0, b0, c0, k), f(a0, b0, c1, k), tc),
-                            lerp(f(a0, b1, c0, k), f(a0, b1, c1, k), tc),
-                            tb,
-                        ),
-                        lerp(
-                            lerp(f(a1, b0, c0, k), f(a1, b0, c1, k), tc),
-                            lerp(f(a1, b1, c0, k), f(a1, b1, c1, k), tc),
-                            tb,
-                        ),
-                        ta,
-                    )
+                    let f = |x: usize, y: usize, z: usize| field[(x * NODES + y) * NODES + z][k];
+                    coarse::trilinear(f, na, nb, nc)
                 });
                 let d = [
                     a as f64 - centre[0],

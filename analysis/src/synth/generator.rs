@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::anatomy::class;
+use super::coarse;
 
 /// How strongly each corruption may act (upper bounds; each sample draws
 /// its own amount up to them).
@@ -142,38 +143,15 @@ fn bias_field(rng: &mut StdRng, dims: [usize; 3], strength: f32) -> Vec<f32> {
     let grid: Vec<f32> = (0..G * G * G)
         .map(|_| rng.gen_range(-1.0..=1.0) * strength)
         .collect();
-    let at = |i: usize, n: usize| -> (usize, usize, f32) {
-        let x = if n > 1 {
-            i as f32 * (G - 1) as f32 / (n - 1) as f32
-        } else {
-            0.0
-        };
-        let i0 = (x.floor() as usize).min(G - 2);
-        (i0, i0 + 1, x - i0 as f32)
-    };
     let mut out = Vec::with_capacity(dims.iter().product());
     for a in 0..dims[0] {
-        let (a0, a1, ta) = at(a, dims[0]);
+        let na = coarse::node(a, dims[0], G);
         for b in 0..dims[1] {
-            let (b0, b1, tb) = at(b, dims[1]);
+            let nb = coarse::node(b, dims[1], G);
             for c in 0..dims[2] {
-                let (c0, c1, tc) = at(c, dims[2]);
-                let g = |x: usize, y: usize, z: usize| grid[(x * G + y) * G + z];
-                let lerp = |p: f32, q: f32, t: f32| p + t * (q - p);
-                let v = lerp(
-                    lerp(
-                        lerp(g(a0, b0, c0), g(a0, b0, c1), tc),
-                        lerp(g(a0, b1, c0), g(a0, b1, c1), tc),
-                        tb,
-                    ),
-                    lerp(
-                        lerp(g(a1, b0, c0), g(a1, b0, c1), tc),
-                        lerp(g(a1, b1, c0), g(a1, b1, c1), tc),
-                        tb,
-                    ),
-                    ta,
-                );
-                out.push(v.exp());
+                let nc = coarse::node(c, dims[2], G);
+                let g = |x: usize, y: usize, z: usize| grid[(x * G + y) * G + z] as f64;
+                out.push((coarse::trilinear(g, na, nb, nc) as f32).exp());
             }
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod anatomy;
 pub mod atrophy;
+mod coarse;
 pub mod deform;
 pub mod generator;
 pub mod lesions;
