@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod hdbet;
+mod index3;
 pub mod inference;
 pub mod layers;
 pub mod ops;

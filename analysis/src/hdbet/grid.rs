@@ -4,6 +4,8 @@
 //! a label map back onto the original grid, padding, mirroring and the
 //! largest connected component.
 
+use crate::index3::{coords, offset};
+
 /// Cubic B-spline resize to `new_dims`, as `skimage.transform.resize(image,
 /// new_dims, order=3, mode="edge", anti_aliasing=False)` (which is
 /// `scipy.ndimage.zoom(…, grid_mode=True, mode="nearest")` followed by
@@ -193,7 +195,6 @@ pub fn keep_largest_component(mask: &mut [u8], dims: [usize; 3]) {
     let mut label = vec![0u32; n];
     let mut sizes = vec![0usize]; // label 0 is background
     let mut queue = Vec::new();
-    let [d0, d1, d2] = dims.map(|d| d as isize);
     for start in 0..n {
         if mask[start] == 0 || label[start] != 0 {
             continue;
@@ -204,19 +205,13 @@ pub fn keep_largest_component(mask: &mut [u8], dims: [usize; 3]) {
         queue.push(start);
         while let Some(p) = queue.pop() {
             size += 1;
-            let (a, b, c) = (
-                (p / (dims[1] * dims[2])) as isize,
-                ((p / dims[2]) % dims[1]) as isize,
-                (p % dims[2]) as isize,
-            );
+            let at = coords(p, dims);
             for da in -1..=1 {
                 for db in -1..=1 {
                     for dc in -1..=1 {
-                        let (x, y, z) = (a + da, b + db, c + dc);
-                        if x < 0 || y < 0 || z < 0 || x >= d0 || y >= d1 || z >= d2 {
+                        let Some(q) = offset(dims, at, [da, db, dc]) else {
                             continue;
-                        }
-                        let q = ((x * d1 + y) * d2 + z) as usize;
+                        };
                         if mask[q] != 0 && label[q] == 0 {
                             label[q] = id;
                             queue.push(q);

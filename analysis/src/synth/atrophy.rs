@@ -5,25 +5,21 @@
 //! templates' young ones.
 
 use super::anatomy::class;
+use crate::index3::{coords, offset};
 
 /// Face neighbours of voxel `i` (C order, `dims`).
 fn neighbours(i: usize, dims: [usize; 3]) -> impl Iterator<Item = usize> {
-    let (a, b, c) = (
-        i / (dims[1] * dims[2]),
-        (i / dims[2]) % dims[1],
-        i % dims[2],
-    );
-    let plane = dims[1] * dims[2];
+    let p = coords(i, dims);
     [
-        (a > 0).then(|| i - plane),
-        (a + 1 < dims[0]).then(|| i + plane),
-        (b > 0).then(|| i - dims[2]),
-        (b + 1 < dims[1]).then(|| i + dims[2]),
-        (c > 0).then(|| i - 1),
-        (c + 1 < dims[2]).then(|| i + 1),
+        [-1, 0, 0],
+        [1, 0, 0],
+        [0, -1, 0],
+        [0, 1, 0],
+        [0, 0, -1],
+        [0, 0, 1],
     ]
     .into_iter()
-    .flatten()
+    .filter_map(move |d| offset(dims, p, d))
 }
 
 /// One layer: every `from` voxel with a face neighbour of class `next_to`

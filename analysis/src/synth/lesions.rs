@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::anatomy::class;
+use crate::index3::{coords, offset};
 
 /// How many lesions a sample gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,32 +42,13 @@ impl Load {
 }
 
 fn neighbours_class(labels: &[u8], dims: [usize; 3], i: usize, c: u8, reach: usize) -> bool {
-    let (a, b, d) = (
-        i / (dims[1] * dims[2]),
-        (i / dims[2]) % dims[1],
-        i % dims[2],
-    );
+    let p = coords(i, dims);
     let r = reach as isize;
-    for da in -r..=r {
-        for db in -r..=r {
-            for dd in -r..=r {
-                let (x, y, z) = (a as isize + da, b as isize + db, d as isize + dd);
-                if x < 0
-                    || y < 0
-                    || z < 0
-                    || x >= dims[0] as isize
-                    || y >= dims[1] as isize
-                    || z >= dims[2] as isize
-                {
-                    continue;
-                }
-                if labels[((x as usize) * dims[1] + y as usize) * dims[2] + z as usize] == c {
-                    return true;
-                }
-            }
-        }
-    }
-    false
+    (-r..=r).any(|da| {
+        (-r..=r).any(|db| {
+            (-r..=r).any(|dd| offset(dims, p, [da, db, dd]).is_some_and(|j| labels[j] == c))
+        })
+    })
 }
 
 /// Paints lesions into `labels` (C order, `dims`, voxels of ~1 mm) in place;
@@ -138,26 +120,15 @@ pub fn add_lesions(labels: &mut [u8], dims: [usize; 3], seed: u64, load: Load) -
                 )
             })
             .collect();
-        let (ca, cb, cc) = (
-            centre / (dims[1] * dims[2]),
-            (centre / dims[2]) % dims[1],
-            centre % dims[2],
-        );
+        let centre_at = coords(centre, dims);
         let reach = radii.iter().cloned().fold(0.0, f64::max).ceil() as isize + 2;
         let mut painted = false;
         for da in -reach..=reach {
             for db in -reach..=reach {
                 for dc in -reach..=reach {
-                    let (x, y, z) = (ca as isize + da, cb as isize + db, cc as isize + dc);
-                    if x < 0
-                        || y < 0
-                        || z < 0
-                        || x >= dims[0] as isize
-                        || y >= dims[1] as isize
-                        || z >= dims[2] as isize
-                    {
+                    let Some(i) = offset(dims, centre_at, [da, db, dc]) else {
                         continue;
-                    }
+                    };
                     let d = [da as f64, db as f64, dc as f64];
                     let dot = |a: [f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
                     let e = (dot(u) / radii[0]).powi(2)
@@ -172,7 +143,6 @@ pub fn add_lesions(labels: &mut [u8], dims: [usize; 3], seed: u64, load: Load) -
                                 .cos()
                         })
                         .sum();
-                    let i = ((x as usize) * dims[1] + y as usize) * dims[2] + z as usize;
                     if e.sqrt() <= 1.0 + wobble && original[i] == class::WHITE_MATTER {
                         labels[i] = class::LESION;
                         painted = true;
