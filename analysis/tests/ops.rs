@@ -43,6 +43,33 @@ fn assert_close(ours: &[f64], reference: &[f64], tol: f64, what: &str) {
     );
 }
 
+/// The gradients of `Σ ours·dy` and of `Σ theirs·dy` agree for every
+/// named variable.
+fn assert_same_grads(
+    ours: &Tensor,
+    theirs: &Tensor,
+    dy: &Tensor,
+    vars: &[(&str, &Var)],
+    tol: f64,
+    what: &str,
+) {
+    let g1 = (ours * dy).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (theirs * dy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, v) in vars {
+        assert_close(
+            &values(g1.get(v).unwrap()),
+            &values(g2.get(v).unwrap()),
+            tol,
+            &format!("{what} {name}"),
+        );
+    }
+}
+
 fn idx(d: Dims, n: usize, c: usize, z: usize, y: usize, x: usize) -> usize {
     (((n * d[1] + c) * d[2] + z) * d[3] + y) * d[4] + x
 }
@@ -725,26 +752,14 @@ fn the_bias_inside_the_convolution_equals_adding_it_after_forward_and_backward()
             let d = fused.dims();
             [d[0], d[1], d[2], d[3], d[4]]
         });
-        let g1 = (&fused * &dy)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (&apart * &dy)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        for (name, v) in [("dx", &xv), ("dw", &wv), ("db", &bv)] {
-            assert_close(
-                &values(g1.get(v).unwrap()),
-                &values(g2.get(v).unwrap()),
-                1e-5,
-                &format!("{what} {name}"),
-            );
-        }
+        assert_same_grads(
+            &fused,
+            &apart,
+            &dy,
+            &[("dx", &xv), ("dw", &wv), ("db", &bv)],
+            1e-5,
+            &what,
+        );
     }
 }
 
@@ -759,26 +774,14 @@ fn channel_concatenation_matches_candles_cat_forward_and_backward() {
     assert_eq!(ours.dims(), &[2, 4, 2, 3, 4]);
     assert_close(&values(&ours), &values(&theirs), 0.0, "cat");
     let dy = tensor(&random(&mut rng, 192), [2, 4, 2, 3, 4]);
-    let g1 = (&ours * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g2 = (&theirs * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for v in [&av, &bv] {
-        assert_close(
-            &values(g1.get(v).unwrap()),
-            &values(g2.get(v).unwrap()),
-            0.0,
-            "cat grad",
-        );
-    }
+    assert_same_grads(
+        &ours,
+        &theirs,
+        &dy,
+        &[("a", &av), ("b", &bv)],
+        0.0,
+        "cat grad",
+    );
     assert!(ops::cat_channels(&av, &tensor(&[0.0; 24], [1, 1, 2, 3, 4])).is_err());
 }
 
@@ -800,26 +803,14 @@ fn the_transposed_convolution_kernel_equals_its_composed_definition() {
     assert_eq!(ours.dims(), &[2, 5, 4, 6, 8]);
     assert_close(&values(&ours), &values(&composed), 1e-6, "forward");
     let dy = tensor(&random(&mut rng, ours.elem_count()), [2, 5, 4, 6, 8]);
-    let g1 = (&ours * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g2 = (&composed * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for (name, v) in [("dx", &xv), ("dw", &wv), ("db", &bv)] {
-        assert_close(
-            &values(g1.get(v).unwrap()),
-            &values(g2.get(v).unwrap()),
-            1e-5,
-            name,
-        );
-    }
+    assert_same_grads(
+        &ours,
+        &composed,
+        &dy,
+        &[("dx", &xv), ("dw", &wv), ("db", &bv)],
+        1e-5,
+        "transposed",
+    );
 }
 
 #[test]
@@ -832,24 +823,12 @@ fn scaling_by_a_map_matches_broadcast_multiplication_forward_and_backward() {
     let theirs = xv.broadcast_mul(&av).unwrap();
     assert_close(&values(&ours), &values(&theirs), 1e-7, "forward");
     let dy = tensor(&random(&mut rng, 180), xd);
-    let g1 = (&ours * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g2 = (&theirs * &dy)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for v in [&xv, &av] {
-        assert_close(
-            &values(g1.get(v).unwrap()),
-            &values(g2.get(v).unwrap()),
-            1e-6,
-            "grad",
-        );
-    }
+    assert_same_grads(
+        &ours,
+        &theirs,
+        &dy,
+        &[("dx", &xv), ("dα", &av)],
+        1e-6,
+        "scale",
+    );
 }
