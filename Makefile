@@ -22,7 +22,7 @@ TEST_DB = $${GYRI_TEST_DATABASE_URL:-$$(./scripts/test-postgres.sh)}
 
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 
-.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging bench-analysis fuzz
+.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging bench-analysis bench-analyze anatomies train evaluate fuzz
 
 ## run: build and start the embedded Gyri with demo data on http://127.0.0.1:3000
 run: deps site
@@ -71,6 +71,41 @@ bench-analysis: deps-test
 	cargo build --locked --release -p gyri-worker
 	./scripts/torch-venv.sh >/dev/null
 	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(CARGO_TARGET_DIR)/release/gyri-worker bench-analysis $${ROUNDS:-5}
+
+## bench-analyze: `analyze` on a 1 mm T1 + FLAIR, median seconds per stage
+bench-analyze: deps-test
+	cargo build --locked --release -p gyri-worker
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(CARGO_TARGET_DIR)/release/gyri-worker bench-analyze $${ROUNDS:-5}
+
+# Training: label maps of real anatomy (cached), the run (resumable), the
+# shipped weights.
+ANATOMY_DIR ?= /var/cache/gyri/anatomy
+TRAIN_DIR ?= /var/cache/gyri/train/unet-b16
+WEIGHTS := analysis/weights/unet-b16.safetensors
+ANATOMIES := $(ANATOMY_DIR)/mni152/labels.nii.gz $(ANATOMY_DIR)/deepmriprep/labels.nii.gz
+WORKER_RELEASE := $(CARGO_TARGET_DIR)/release/gyri-worker
+
+## anatomies: training label maps from MNI152 2009a and deepmriprep's template
+anatomies: deps-test
+	cargo build --locked --release -p gyri-worker
+	@T="$$(./scripts/fetch-test-data.sh)"; \
+	test -s $(ANATOMY_DIR)/mni152/labels.nii.gz || $(WORKER_RELEASE) anatomy --t1 $$T/mni152_2009a_t1.nii.gz \
+		--gm $$T/mni152_2009a_gm.nii.gz --wm $$T/mni152_2009a_wm.nii.gz --out $(ANATOMY_DIR)/mni152; \
+	test -s $(ANATOMY_DIR)/deepmriprep/labels.nii.gz || $(WORKER_RELEASE) anatomy \
+		--brain $$T/deepmriprep_brain.nii.gz --tissue $$T/deepmriprep_tissue.nii.gz --out $(ANATOMY_DIR)/deepmriprep
+
+## train: continue from the shipped weights in TRAIN_DIR up to STEPS (default the config's), then ship them
+train: anatomies
+	mkdir -p $(TRAIN_DIR)
+	test -s $(TRAIN_DIR)/checkpoint.safetensors || cp $(WEIGHTS) $(TRAIN_DIR)/checkpoint.safetensors
+	$(WORKER_RELEASE) train --config analysis/configs/unet-base16.json \
+		$(foreach a,$(ANATOMIES),--anatomy $(a)) --out $(TRAIN_DIR) $(if $(STEPS),--steps $(STEPS))
+	cp $(TRAIN_DIR)/checkpoint.safetensors $(WEIGHTS)
+
+## evaluate: the shipped weights on the held-out synthetic set and real brains
+evaluate: anatomies
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" $(WORKER_RELEASE) evaluate \
+		$(foreach a,$(ANATOMIES),--anatomy $(a)) --samples $${SAMPLES:-16}
 
 ## fuzz: the imaging fuzz targets, FUZZ_SECONDS each (default 300), on stable
 fuzz:

@@ -106,4 +106,17 @@ for n in z.namelist():
     os.replace(out + ".part", out)
 PY
 fi
+# deepmriprep 0.3.0 (PyPI, MIT): CAT12's IXI-555 shooting template (1.5 mm;
+# volumes 0 grey, 1 white matter) and its 0.5 mm brain-extracted T1, a
+# second training anatomy (`gyri-worker anatomy --brain … --tissue …`).
+if [ ! -s deepmriprep_tissue.nii.gz ] || [ ! -s deepmriprep_brain.nii.gz ]; then
+  venv/bin/pip download -q --disable-pip-version-check --no-deps "deepmriprep==0.3.0" -d "$work"
+  venv/bin/python - "$work"/deepmriprep-*.whl <<'PY'
+import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for src, dst in (("Template_4_GS", "deepmriprep_tissue"), ("Template_05mm_bet", "deepmriprep_brain")):
+    open(dst + ".part", "wb").write(z.read(f"deepmriprep/data/templates/{src}.nii.gz"))
+    os.replace(dst + ".part", dst + ".nii.gz")
+PY
+fi
 echo "$dir"

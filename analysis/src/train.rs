@@ -2,10 +2,16 @@
 //! cross-entropy, a fixed validation set drawn from its own seed, Dice per
 //! class on it, checkpoints that a later run resumes from.
 //!
-//! A checkpoint is `checkpoint.safetensors` (the weights) beside
-//! `state.json` (the configuration, the step reached, the validation
-//! history). AdamW's moments are not kept: a resumed run restarts them.
+//! The loss is cross-entropy plus soft Dice over the foreground classes
+//! (Dice keeps the rare lesion class from being drowned by the tissue).
+//!
+//! A checkpoint is one `checkpoint.safetensors`: the weights, and in its
+//! metadata (`gyri.state`) the [`State`]: configuration, anatomies, step
+//! reached, validation history and the code commit of every run. That file
+//! is what Gyri ships (`analysis/weights/`) and what a later run resumes
+//! from. AdamW's moments are not kept: a resumed run restarts them.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -41,11 +47,66 @@ pub struct Validation {
     pub dice: Vec<Option<f64>>,
 }
 
+/// One stretch of training: the step it started from and the code it ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub from_step: usize,
+    pub commit: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub config: TrainConfig,
+    /// Names of the anatomies trained on, in the order samples cycle them.
+    pub anatomies: Vec<String>,
     pub step: usize,
     pub validations: Vec<Validation>,
+    pub runs: Vec<Run>,
+}
+
+/// What reports name the network by.
+pub const MODEL_NAME: &str = "gyri-attention-unet";
+
+/// The metadata key holding the [`State`] (JSON).
+pub const STATE_KEY: &str = "gyri.state";
+
+impl State {
+    /// The version reports quote: architecture and step, e.g. `b16l4-s3000`.
+    pub fn version(&self) -> String {
+        let u = &self.config.unet;
+        format!("b{}l{}-s{}", u.base, u.levels, self.step)
+    }
+}
+
+/// The training state recorded in a checkpoint's metadata.
+pub fn read_state(path: &Path) -> Result<State> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    let json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .ok_or_else(|| {
+            candle_core::Error::Msg(format!("{} has no {STATE_KEY} metadata", path.display()))
+        })?;
+    serde_json::from_str(json)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {STATE_KEY}: {e}", path.display())))
+}
+
+/// Writes the weights with `state` in the metadata (to a temporary file
+/// renamed over the old checkpoint: a crash leaves the previous one whole).
+fn write_checkpoint(vars: &VarMap, state: &State, path: &Path) -> Result<()> {
+    let json = serde_json::to_string(state).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let meta = HashMap::from([(STATE_KEY.to_string(), json)]);
+    let data = vars.data().lock().unwrap();
+    let tensors: Vec<(&String, &Tensor)> = data.iter().map(|(k, v)| (k, v.as_tensor())).collect();
+    let tmp = path.with_extension("safetensors.partial");
+    safetensors::serialize_to_file(tensors, Some(meta), &tmp)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
 }
 
 /// What progress reports after each step.
@@ -54,10 +115,14 @@ pub struct Progress {
     pub steps: usize,
     pub loss: f32,
     pub seconds_per_step: f64,
+    /// The validation run after this step, if one was.
+    pub validation: Option<Validation>,
 }
 
 /// A label map of real anatomy (C order).
 pub struct Anatomy {
+    /// What the state records it by (e.g. its file name).
+    pub name: String,
     pub labels: Vec<u8>,
     pub dims: [usize; 3],
 }
@@ -75,10 +140,29 @@ fn tensors(s: &Sample, dev: &Device) -> Result<(Tensor, Tensor)> {
     Ok((x, y))
 }
 
+/// Classes × voxels, 1 where the voxel is of the class.
+fn one_hot(y: &Tensor, classes: usize) -> Result<Tensor> {
+    let labels = y.to_vec1::<u32>()?;
+    let n = labels.len();
+    let mut hot = vec![0f32; classes * n];
+    for (i, &l) in labels.iter().enumerate() {
+        hot[l as usize * n + i] = 1.0;
+    }
+    Tensor::from_vec(hot, (classes, n), y.device())
+}
+
 fn loss(net: &AttentionUNet, x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let logits = net.forward(x)?; // 1 × K × D × H × W
-    let flat = logits.squeeze(0)?.flatten_from(1)?.t()?; // voxels × K
-    candle_nn::loss::cross_entropy(&flat, y)
+    let logits = net.forward(x)?.squeeze(0)?.flatten_from(1)?; // K × voxels
+    let classes = logits.dim(0)?;
+    let ce = candle_nn::loss::cross_entropy(&logits.t()?, y)?;
+    // soft Dice of classes 1.. (smoothed by one voxel: an absent class
+    // asks for no probability)
+    let p = candle_nn::ops::softmax(&logits, 0)?.narrow(0, 1, classes - 1)?;
+    let t = one_hot(y, classes)?.narrow(0, 1, classes - 1)?;
+    let inter = (&p * &t)?.sum(1)?;
+    let total = (p.sum(1)? + t.sum(1)?)?;
+    let dice = ((inter * 2.0)? + 1.0)?.div(&(total + 1.0)?)?;
+    ce.add(&dice.mean_all()?.affine(-1.0, 1.0)?)
 }
 
 /// Dice per class of the network's argmax over `set`.
@@ -111,11 +195,13 @@ fn validate(
     Ok(Validation { step, dice })
 }
 
-/// Trains (or resumes training in `out`) until `config.steps`.
+/// Trains (or resumes training in `out`, from its `checkpoint.safetensors`)
+/// until `config.steps`; `commit` names the code (recorded per run).
 pub fn train(
     config: &TrainConfig,
     anatomies: &[Anatomy],
     out: &Path,
+    commit: &str,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<State> {
     let e = |e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", out.display()));
@@ -137,25 +223,34 @@ pub fn train(
         VarBuilder::from_varmap(&vars, DType::F32, &dev),
         config.unet,
     )?;
-    let (weights, state_path) = (out.join("checkpoint.safetensors"), out.join("state.json"));
-    let mut state = if state_path.exists() {
-        let state: State = serde_json::from_slice(&std::fs::read(&state_path).map_err(e)?)
-            .map_err(|err| candle_core::Error::Msg(format!("{}: {err}", state_path.display())))?;
+    let weights = out.join("checkpoint.safetensors");
+    let names: Vec<String> = anatomies.iter().map(|a| a.name.clone()).collect();
+    let mut state = if weights.exists() {
+        let state = read_state(&weights)?;
         if state.config.unet != config.unet {
             candle_core::bail!("the checkpoint in {} is of another network", out.display());
         }
         vars.load(&weights)?;
         State {
             config: config.clone(),
+            anatomies: names,
             ..state
         }
     } else {
         State {
             config: config.clone(),
+            anatomies: names,
             step: 0,
             validations: vec![],
+            runs: vec![],
         }
     };
+    if state.step < config.steps {
+        state.runs.push(Run {
+            from_step: state.step,
+            commit: commit.to_string(),
+        });
+    }
     let sampler = Sampler {
         patch: [config.patch; 3],
         ..Default::default()
@@ -181,12 +276,6 @@ pub fn train(
         },
     )?;
     let classes = config.unet.classes;
-    let save = |state: &State| -> Result<()> {
-        vars.save(&weights)?;
-        let json = serde_json::to_vec_pretty(state)
-            .map_err(|err| candle_core::Error::Msg(err.to_string()))?;
-        std::fs::write(&state_path, json).map_err(e)
-    };
     while state.step < config.steps {
         let started = Instant::now();
         let a = &anatomies[state.step % anatomies.len()];
@@ -199,23 +288,26 @@ pub fn train(
         let l = loss(&net, &x, &y)?;
         opt.backward_step(&l)?;
         state.step += 1;
+        let last = state.step == config.steps;
+        let validation = if !validation.is_empty()
+            && (state.step.is_multiple_of(config.validate_every.max(1)) || last)
+        {
+            let v = validate(&net, &validation, classes, state.step)?;
+            state.validations.push(v.clone());
+            Some(v)
+        } else {
+            None
+        };
+        if state.step.is_multiple_of(config.checkpoint_every.max(1)) || last {
+            write_checkpoint(&vars, &state, &weights)?;
+        }
         progress(&Progress {
             step: state.step,
             steps: config.steps,
             loss: l.to_scalar::<f32>()?,
             seconds_per_step: started.elapsed().as_secs_f64(),
+            validation,
         });
-        let last = state.step == config.steps;
-        if !validation.is_empty()
-            && (state.step.is_multiple_of(config.validate_every.max(1)) || last)
-        {
-            state
-                .validations
-                .push(validate(&net, &validation, classes, state.step)?);
-        }
-        if state.step.is_multiple_of(config.checkpoint_every.max(1)) || last {
-            save(&state)?;
-        }
     }
     Ok(state)
 }

@@ -1,7 +1,7 @@
 //! Training on generator samples: checkpoints, validation, resumption.
 
 use gyri_analysis::synth::anatomy::class;
-use gyri_analysis::train::{train, Anatomy, TrainConfig};
+use gyri_analysis::train::{read_state, train, Anatomy, TrainConfig};
 use gyri_analysis::unet::UNetConfig;
 
 fn phantom() -> Anatomy {
@@ -25,7 +25,11 @@ fn phantom() -> Anatomy {
             }
         }
     }
-    Anatomy { labels, dims }
+    Anatomy {
+        name: "phantom".into(),
+        labels,
+        dims,
+    }
 }
 
 fn config(steps: usize) -> TrainConfig {
@@ -52,7 +56,7 @@ fn training_checkpoints_validates_and_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let anatomy = [phantom()];
     let mut seen = vec![];
-    let state = train(&config(3), &anatomy, dir.path(), &mut |p| {
+    let state = train(&config(3), &anatomy, dir.path(), "test", &mut |p| {
         assert!(p.loss.is_finite());
         seen.push(p.step)
     })
@@ -69,27 +73,35 @@ fn training_checkpoints_validates_and_resumes_where_it_stopped() {
         .flatten()
         .all(|d| (0.0..=1.0).contains(d)));
     assert!(dir.path().join("checkpoint.safetensors").exists());
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
-    assert_eq!(saved["step"], 3);
+    let saved = read_state(&dir.path().join("checkpoint.safetensors")).unwrap();
+    assert_eq!(saved, state);
+    assert_eq!(saved.anatomies, vec!["phantom".to_string()]);
 
     // a longer run continues from step 3
     let mut seen = vec![];
-    let state = train(&config(5), &anatomy, dir.path(), &mut |p| seen.push(p.step)).unwrap();
+    let state = train(&config(5), &anatomy, dir.path(), "test", &mut |p| {
+        seen.push(p.step)
+    })
+    .unwrap();
     assert_eq!(seen, vec![4, 5]);
     assert_eq!(
         state.validations.iter().map(|v| v.step).collect::<Vec<_>>(),
         vec![2, 3, 4, 5]
     );
+    assert_eq!(
+        state.runs.iter().map(|r| r.from_step).collect::<Vec<_>>(),
+        vec![0, 3]
+    );
+    assert_eq!(state.version(), "b4l2-s5");
 
     // another network cannot resume this checkpoint
     let mut other = config(6);
     other.unet.base = 8;
-    let err = train(&other, &anatomy, dir.path(), &mut |_| {})
+    let err = train(&other, &anatomy, dir.path(), "test", &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(err.contains("another network"), "{err}");
     let mut odd = config(6);
     odd.patch = 15;
-    assert!(train(&odd, &anatomy, dir.path(), &mut |_| {}).is_err());
+    assert!(train(&odd, &anatomy, dir.path(), "test", &mut |_| {}).is_err());
 }

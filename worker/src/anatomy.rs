@@ -2,13 +2,17 @@
 //! with grey- and white-matter probability maps on its grid in, the
 //! generator's label map out (`labels.nii.gz`: 0 background, 1 CSF, 2 GM,
 //! 3 WM, 5 non-brain head), with HD-BET's brain mask deciding what is brain.
+//! Or from a template: a brain-extracted image (its non-zero voxels are
+//! the brain) and a 4D tissue map (volume 0 grey, 1 white matter, SPM's
+//! and CAT12's order), on a 1 mm grid over the tissue map's field of view.
 
 use std::path::{Path, PathBuf};
 
 use gyri_analysis::hdbet::Options;
 use gyri_analysis::synth::anatomy;
+use gyri_imaging::geometry::{resample, Interpolation};
 use gyri_imaging::nifti::{self, ReadOptions};
-use gyri_imaging::{Volume, VoxelData};
+use gyri_imaging::{Affine, Volume, VoxelData};
 
 pub struct Anatomy {
     pub labels: PathBuf,
@@ -26,6 +30,56 @@ fn probabilities(v: &Volume) -> Vec<f32> {
     } else {
         p
     }
+}
+
+fn write(labels: Vec<u8>, dims: [usize; 3], affine: Affine, out: &Path) -> Result<Anatomy, String> {
+    let ml = affine.spacing().iter().product::<f64>() / 1000.0;
+    let volumes_ml = anatomy::class_counts(&labels).map(|n| n as f64 * ml);
+    let vol = Volume::new(dims, affine, VoxelData::U8(labels)).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let path = out.join("labels.nii.gz");
+    nifti::write_path(&vol, &path).map_err(|e| e.to_string())?;
+    Ok(Anatomy {
+        labels: path,
+        volumes_ml,
+    })
+}
+
+/// A label map from a template: `brain` (a brain-extracted image) and
+/// `tissue` (4D: grey, white matter probabilities), on a 1 mm grid.
+pub fn derive_from_template(brain: &Path, tissue: &Path, out: &Path) -> Result<Anatomy, String> {
+    let read = |p: &Path, volume: usize| {
+        nifti::read_path(
+            p,
+            ReadOptions {
+                volume,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (gm, wm, brain) = (read(tissue, 0)?, read(tissue, 1)?, read(brain, 0)?);
+    // 1 mm over the tissue map's extent, its axes kept
+    let spacing = gm.spacing();
+    let dims: [usize; 3] =
+        std::array::from_fn(|a| ((gm.dims[a] - 1) as f64 * spacing[a]).floor() as usize + 1);
+    let mut m = gm.affine.0;
+    for row in m.iter_mut().take(3) {
+        for (a, s) in spacing.iter().enumerate() {
+            row[a] /= s;
+        }
+    }
+    let affine = Affine(m);
+    let on_grid = |v: &Volume| {
+        resample(v, dims, affine, Interpolation::Linear)
+            .map(|r| r.data.to_f32())
+            .map_err(|e| e.to_string())
+    };
+    let (p_gm, p_wm, image) = (on_grid(&gm)?, on_grid(&wm)?, on_grid(&brain)?);
+    let mask: Vec<u8> = image.iter().map(|&v| u8::from(v > 0.0)).collect();
+    let head = vec![false; mask.len()];
+    let labels = anatomy::from_probabilities(&mask, &p_gm, &p_wm, &head);
+    write(labels, dims, affine, out)
 }
 
 pub fn derive(
@@ -58,15 +112,5 @@ pub fn derive(
     let head = anatomy::head_mask(&t1v.data.to_f32(), 0.1);
     let labels =
         anatomy::from_probabilities(brain, &probabilities(&gmv), &probabilities(&wmv), &head);
-    let counts = anatomy::class_counts(&labels);
-    let ml = t1v.voxel_volume_mm3() / 1000.0;
-    let volumes_ml = counts.map(|n| n as f64 * ml);
-    let vol =
-        Volume::new(t1v.dims, t1v.affine, VoxelData::U8(labels)).map_err(|e| e.to_string())?;
-    let path = out.join("labels.nii.gz");
-    nifti::write_path(&vol, &path).map_err(|e| e.to_string())?;
-    Ok(Anatomy {
-        labels: path,
-        volumes_ml,
-    })
+    write(labels, t1v.dims, t1v.affine, out)
 }

@@ -60,6 +60,44 @@ pub fn brain_extract(
     brain_extract_volume(&input, out, models, options, progress, started)
 }
 
+/// HD-BET's mask of an image in RAS orientation, on its grid.
+pub struct Masked {
+    pub mask: Volume,
+    pub model_labels: Vec<u8>,
+    pub model_dims: [usize; 3],
+    pub passes: usize,
+}
+
+/// Runs `net` on `ras` (an image reoriented to RAS: HD-BET expects MNI-like
+/// orientation, and RAS with x fastest is, read as a C-order array,
+/// SimpleITK's (z, y, x)).
+pub fn extract_ras(
+    net: &HdBet,
+    ras: &Volume,
+    options: Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Masked, String> {
+    let [ni, nj, nk] = ras.dims;
+    let [si, sj, sk] = ras.spacing();
+    let data = ras.data.to_f32();
+    let hdbet::Extraction {
+        mask,
+        model_labels,
+        model_dims,
+        passes,
+    } = net
+        .extract(&data, [nk, nj, ni], [sk, sj, si], options, progress)
+        .map_err(|e| format!("HD-BET: {e}"))?;
+    drop(data);
+    let mask = Volume::new(ras.dims, ras.affine, VoxelData::U8(mask)).map_err(|e| e.to_string())?;
+    Ok(Masked {
+        mask,
+        model_labels,
+        model_dims,
+        passes,
+    })
+}
+
 /// `brain_extract` of an image already read (`started`: when the work
 /// began, for the report).
 pub fn brain_extract_volume(
@@ -77,23 +115,14 @@ pub fn brain_extract_volume(
         ));
     }
     let net = HdBet::load(models, options.folds).map_err(|e| e.to_string())?;
-    // HD-BET expects MNI-like orientation; RAS with x fastest is, read as
-    // a C-order array, SimpleITK's (z, y, x).
     let ras = reorient_to_ras(input).map_err(|e| e.to_string())?;
-    let [ni, nj, nk] = ras.dims;
-    let [si, sj, sk] = ras.spacing();
-    let data = ras.data.to_f32();
-    let hdbet::Extraction {
-        mask,
+    let Masked {
+        mask: ras_mask,
         model_labels,
         model_dims,
         passes,
-    } = net
-        .extract(&data, [nk, nj, ni], [sk, sj, si], options, progress)
-        .map_err(|e| format!("HD-BET: {e}"))?;
-    drop(data);
-    let mut mask =
-        Volume::new(ras.dims, ras.affine, VoxelData::U8(mask)).map_err(|e| e.to_string())?;
+    } = extract_ras(&net, &ras, options, progress)?;
+    let mut mask = ras_mask;
     if ras.affine != input.affine || ras.dims != input.dims {
         // voxel centres coincide: nearest neighbour moves values exactly
         mask = resample(&mask, input.dims, input.affine, Interpolation::Nearest)

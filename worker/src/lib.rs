@@ -5,8 +5,10 @@
 //! sign-in attempts. The analysis jobs (apalis, PostgreSQL-backed) arrive
 //! with the imaging pipeline.
 
+pub mod analyze;
 pub mod anatomy;
 pub mod brain;
+pub mod evaluate;
 pub mod synth;
 
 use gyri_store::Db;

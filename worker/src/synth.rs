@@ -30,7 +30,11 @@ pub fn read_label_map(path: &Path) -> Result<(Anatomy, Volume), String> {
         return Err(format!("{} has labels above 5", path.display()));
     }
     let dims = [v.dims[2], v.dims[1], v.dims[0]];
-    Ok((Anatomy { labels, dims }, v))
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    Ok((Anatomy { name, labels, dims }, v))
 }
 
 /// Samples `anatomy` (a label map NIfTI) with `seed`; `patch` of `None`

@@ -4,8 +4,6 @@
 //! a label map back onto the original grid, padding, mirroring and the
 //! largest connected component.
 
-use crate::index3::{coords, offset};
-
 /// Cubic B-spline resize to `new_dims`, as `skimage.transform.resize(image,
 /// new_dims, order=3, mode="edge", anti_aliasing=False)` (which is
 /// `scipy.ndimage.zoom(…, grid_mode=True, mode="nearest")` followed by
@@ -191,42 +189,14 @@ pub fn mirror(data: &[f32], channels: usize, dims: [usize; 3], axes: [bool; 3]) 
 /// HD-BET's `postprocess_prediction`, `skimage.morphology.label` with full
 /// connectivity); everything else becomes 0.
 pub fn keep_largest_component(mask: &mut [u8], dims: [usize; 3]) {
-    let n = mask.len();
-    let mut label = vec![0u32; n];
-    let mut sizes = vec![0usize]; // label 0 is background
-    let mut queue = Vec::new();
-    for start in 0..n {
-        if mask[start] == 0 || label[start] != 0 {
-            continue;
-        }
-        let id = sizes.len() as u32;
-        let mut size = 0;
-        label[start] = id;
-        queue.push(start);
-        while let Some(p) = queue.pop() {
-            size += 1;
-            let at = coords(p, dims);
-            for da in -1..=1 {
-                for db in -1..=1 {
-                    for dc in -1..=1 {
-                        let Some(q) = offset(dims, at, [da, db, dc]) else {
-                            continue;
-                        };
-                        if mask[q] != 0 && label[q] == 0 {
-                            label[q] = id;
-                            queue.push(q);
-                        }
-                    }
-                }
-            }
-        }
-        sizes.push(size);
-    }
-    let Some(largest) = (1..sizes.len()).max_by_key(|&i| (sizes[i], std::cmp::Reverse(i))) else {
+    let (label, parts) = crate::measure::components(dims, |i| mask[i] != 0);
+    // the first of the largest (components are in order of their first voxel)
+    let Some(largest) = (0..parts.len()).max_by_key(|&i| (parts[i].len(), std::cmp::Reverse(i)))
+    else {
         return;
     };
     for (m, &l) in mask.iter_mut().zip(&label) {
-        if l != largest as u32 {
+        if l != largest as u32 + 1 {
             *m = 0;
         }
     }

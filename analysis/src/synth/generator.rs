@@ -5,6 +5,12 @@
 //! noise and scaled to 0–1. T1-like contrast is left random (the network
 //! must not rely on it); FLAIR-like keeps FLAIR's two facts: CSF dark,
 //! lesions brighter than either tissue. Deterministic by seed.
+//!
+//! Two facts of how Gyri runs the network are drawn too: half the samples
+//! look skull-stripped (head tissue painted as background, as the brain
+//! mask leaves a real image), and a fifth have no FLAIR (an all-zero
+//! channel; their lesions are labelled white matter, which is what a
+//! T1-only analysis reports).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -66,8 +72,9 @@ fn gaussian(rng: &mut StdRng) -> f32 {
     (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
-/// Per-class (mean, spread) for one contrast.
-fn draw_classes(rng: &mut StdRng, flair: bool) -> [(f32, f32); CLASSES] {
+/// Per-class (mean, spread) for one contrast; head tissue as background
+/// when `stripped`.
+fn draw_classes(rng: &mut StdRng, flair: bool, stripped: bool) -> [(f32, f32); CLASSES] {
     let mut c = [(0f32, 0f32); CLASSES];
     for (i, m) in c.iter_mut().enumerate() {
         *m = (rng.gen_range(0.05..1.0), rng.gen_range(0.0..0.05));
@@ -81,6 +88,9 @@ fn draw_classes(rng: &mut StdRng, flair: bool) -> [(f32, f32); CLASSES] {
         let tissue_hi = c[gm].0.max(c[wm].0);
         c[class::CSF as usize].0 = rng.gen_range(0.0..=1.0) * tissue_lo * 0.5;
         c[class::LESION as usize].0 = tissue_hi * rng.gen_range(1.2..2.0);
+    }
+    if stripped {
+        c[class::HEAD as usize] = c[class::BACKGROUND as usize];
     }
     c
 }
@@ -163,9 +173,10 @@ fn contrast(
     labels: &[u8],
     dims: [usize; 3],
     flair: bool,
+    stripped: bool,
     c: &Corruption,
 ) -> Vec<f32> {
-    let classes = draw_classes(rng, flair);
+    let classes = draw_classes(rng, flair, stripped);
     let mut img: Vec<f32> = labels
         .iter()
         .map(|&l| {
@@ -197,21 +208,54 @@ fn contrast(
     img
 }
 
+/// How a sample is presented to the network.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Presentation {
+    /// Head tissue painted as background.
+    pub stripped: bool,
+    /// A FLAIR image (else the channel is zero and lesions are white
+    /// matter).
+    pub flair: bool,
+}
+
+impl Presentation {
+    fn draw(rng: &mut StdRng) -> Self {
+        Presentation {
+            stripped: rng.gen_bool(0.5),
+            flair: rng.gen_range(0..5) > 0,
+        }
+    }
+}
+
 /// A T1-like and a FLAIR-like image of `labels` (C order, `dims`), drawn
 /// from `seed`.
 pub fn synthesize(labels: &[u8], dims: [usize; 3], seed: u64, corruption: &Corruption) -> Sample {
-    assert_eq!(labels.len(), dims.iter().product::<usize>());
     let mut rng = StdRng::seed_from_u64(seed);
-    let t1 = contrast(&mut rng, labels, dims, false, corruption);
-    let flair = contrast(&mut rng, labels, dims, true, corruption);
+    let how = Presentation::draw(&mut rng);
+    present(labels, dims, &mut rng, how, corruption)
+}
+
+/// [`synthesize`] presented as `how`.
+pub fn present(
+    labels: &[u8],
+    dims: [usize; 3],
+    rng: &mut StdRng,
+    how: Presentation,
+    corruption: &Corruption,
+) -> Sample {
+    assert_eq!(labels.len(), dims.iter().product::<usize>());
+    let t1 = contrast(rng, labels, dims, false, how.stripped, corruption);
+    let flair = if how.flair {
+        contrast(rng, labels, dims, true, how.stripped, corruption)
+    } else {
+        vec![0.0; labels.len()]
+    };
     let labels = labels
         .iter()
-        .map(|&l| {
-            if l == class::HEAD || l as usize >= CLASSES {
-                class::BACKGROUND
-            } else {
-                l
-            }
+        .map(|&l| match l {
+            class::LESION if !how.flair => class::WHITE_MATTER,
+            l if l == class::HEAD || l as usize >= CLASSES => class::BACKGROUND,
+            l => l,
         })
         .collect();
     Sample {
@@ -405,8 +449,13 @@ mod tests {
     #[test]
     fn images_follow_their_labels_and_flairs_rules() {
         let (l, dims) = phantom();
+        let how = Presentation {
+            stripped: false,
+            flair: true,
+        };
         for seed in 0..20 {
-            let s = synthesize(&l, dims, seed, &Corruption::NONE);
+            let mut rng = StdRng::seed_from_u64(seed);
+            let s = present(&l, dims, &mut rng, how, &Corruption::NONE);
             // head tissue is painted but labelled background
             assert!(!s.labels.contains(&class::HEAD));
             assert_eq!(s.labels.iter().filter(|&&x| x == class::LESION).count(), 12);
@@ -422,5 +471,43 @@ mod tests {
                 "seed {seed}: {csf} {gm} {wm} {lesion}"
             );
         }
+    }
+
+    #[test]
+    fn stripped_samples_hide_the_head_and_flairless_ones_report_no_lesions() {
+        let (l, dims) = phantom();
+        for seed in 0..10 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let how = Presentation {
+                stripped: true,
+                flair: false,
+            };
+            let s = present(&l, dims, &mut rng, how, &Corruption::NONE);
+            assert!(s.flair.iter().all(|&v| v == 0.0));
+            assert!(!s.labels.contains(&class::LESION));
+            let lesion_voxels = l.iter().filter(|&&x| x == class::LESION).count();
+            let wm = |labels: &[u8]| labels.iter().filter(|&&x| x == class::WHITE_MATTER).count();
+            assert_eq!(wm(&s.labels), wm(&l) + lesion_voxels);
+            // head and background drawn alike: within the texture's spread
+            let (head, bg) = (
+                class_mean(&s.t1, &l, class::HEAD),
+                class_mean(&s.t1, &l, class::BACKGROUND),
+            );
+            assert!(
+                (head - bg).abs() < 0.01,
+                "seed {seed}: head {head} background {bg}"
+            );
+        }
+        // and presentations vary across seeds
+        let kinds: std::collections::HashSet<_> = (0..40)
+            .map(|seed| {
+                let s = synthesize(&l, dims, seed, &Corruption::NONE);
+                (
+                    s.flair.iter().all(|&v| v == 0.0),
+                    s.labels.contains(&class::LESION),
+                )
+            })
+            .collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
     }
 }
