@@ -2,9 +2,12 @@
 //! generator; deformation, resolution and lesions come next): per sample,
 //! every class draws its own mean and spread for each contrast, the image
 //! is blurred, multiplied by a smooth random bias field, given Rician-like
-//! noise and scaled to 0–1. T1-like contrast is left random (the network
-//! must not rely on it); FLAIR-like keeps FLAIR's two facts: CSF dark,
-//! lesions brighter than either tissue. Deterministic by seed.
+//! noise and scaled to 0–1. Four T1-like images in five keep T1's order of
+//! intensities (CSF < GM < WM; lesions between CSF and WM), the fifth is
+//! free (SynthSeg's full randomisation: shape, not intensity); FLAIR-like
+//! always keeps FLAIR's (CSF dark, GM at or above WM, lesions brightest):
+//! the network is only ever given those two weightings. Deterministic by
+//! seed.
 //!
 //! Two facts of how Gyri runs the network are drawn too: half the samples
 //! look skull-stripped (head tissue painted as background, as the brain
@@ -72,9 +75,23 @@ fn gaussian(rng: &mut StdRng) -> f32 {
     (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
+/// What a contrast's class intensities obey.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Contrast {
+    /// Any order (SynthSeg's full randomisation: shape, not intensity).
+    Free,
+    /// T1-weighted: CSF darker than grey matter, grey darker than white;
+    /// lesions between CSF and white matter (from "black holes" to
+    /// isointense).
+    T1,
+    /// FLAIR: CSF dark, grey matter at or above white matter, lesions
+    /// brighter than either tissue.
+    Flair,
+}
+
 /// Per-class (mean, spread) for one contrast; head tissue as background
 /// when `stripped`.
-fn draw_classes(rng: &mut StdRng, flair: bool, stripped: bool) -> [(f32, f32); CLASSES] {
+fn draw_classes(rng: &mut StdRng, kind: Contrast, stripped: bool) -> [(f32, f32); CLASSES] {
     let mut c = [(0f32, 0f32); CLASSES];
     for (i, m) in c.iter_mut().enumerate() {
         *m = (rng.gen_range(0.05..1.0), rng.gen_range(0.0..0.05));
@@ -82,12 +99,26 @@ fn draw_classes(rng: &mut StdRng, flair: bool, stripped: bool) -> [(f32, f32); C
             *m = (rng.gen_range(0.0..0.05), rng.gen_range(0.0..0.01));
         }
     }
-    if flair {
-        let (gm, wm) = (class::GREY_MATTER as usize, class::WHITE_MATTER as usize);
-        let tissue_lo = c[gm].0.min(c[wm].0);
-        let tissue_hi = c[gm].0.max(c[wm].0);
-        c[class::CSF as usize].0 = rng.gen_range(0.0..=1.0) * tissue_lo * 0.5;
-        c[class::LESION as usize].0 = tissue_hi * rng.gen_range(1.2..2.0);
+    let (csf, gm, wm, lesion) = (
+        class::CSF as usize,
+        class::GREY_MATTER as usize,
+        class::WHITE_MATTER as usize,
+        class::LESION as usize,
+    );
+    match kind {
+        Contrast::Free => {}
+        Contrast::T1 => {
+            c[wm].0 = rng.gen_range(0.4..1.0);
+            c[gm].0 = c[wm].0 * rng.gen_range(0.55..0.9);
+            c[csf].0 = c[gm].0 * rng.gen_range(0.1..0.6);
+            c[lesion].0 = c[csf].0 + (c[wm].0 - c[csf].0) * rng.gen_range(0.3..1.0);
+        }
+        Contrast::Flair => {
+            c[wm].0 = rng.gen_range(0.2..0.6);
+            c[gm].0 = c[wm].0 * rng.gen_range(1.0..1.4);
+            c[csf].0 = rng.gen_range(0.0..=1.0) * c[wm].0 * 0.5;
+            c[lesion].0 = c[gm].0 * rng.gen_range(1.2..2.0);
+        }
     }
     if stripped {
         c[class::HEAD as usize] = c[class::BACKGROUND as usize];
@@ -172,11 +203,11 @@ fn contrast(
     rng: &mut StdRng,
     labels: &[u8],
     dims: [usize; 3],
-    flair: bool,
+    kind: Contrast,
     stripped: bool,
     c: &Corruption,
 ) -> Vec<f32> {
-    let classes = draw_classes(rng, flair, stripped);
+    let classes = draw_classes(rng, kind, stripped);
     let mut img: Vec<f32> = labels
         .iter()
         .map(|&l| {
@@ -216,6 +247,8 @@ pub struct Presentation {
     /// A FLAIR image (else the channel is zero and lesions are white
     /// matter).
     pub flair: bool,
+    /// The T1 keeps T1's order of intensities (else any order).
+    pub t1_order: bool,
 }
 
 impl Presentation {
@@ -223,6 +256,7 @@ impl Presentation {
         Presentation {
             stripped: rng.gen_bool(0.5),
             flair: rng.gen_range(0..5) > 0,
+            t1_order: rng.gen_range(0..5) > 0,
         }
     }
 }
@@ -244,9 +278,14 @@ pub fn present(
     corruption: &Corruption,
 ) -> Sample {
     assert_eq!(labels.len(), dims.iter().product::<usize>());
-    let t1 = contrast(rng, labels, dims, false, how.stripped, corruption);
+    let t1_kind = if how.t1_order {
+        Contrast::T1
+    } else {
+        Contrast::Free
+    };
+    let t1 = contrast(rng, labels, dims, t1_kind, how.stripped, corruption);
     let flair = if how.flair {
-        contrast(rng, labels, dims, true, how.stripped, corruption)
+        contrast(rng, labels, dims, Contrast::Flair, how.stripped, corruption)
     } else {
         vec![0.0; labels.len()]
     };
@@ -452,6 +491,7 @@ mod tests {
         let how = Presentation {
             stripped: false,
             flair: true,
+            t1_order: true,
         };
         for seed in 0..20 {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -467,8 +507,19 @@ mod tests {
                 m(class::LESION),
             );
             assert!(
-                csf < gm.min(wm) && lesion > gm.max(wm),
-                "seed {seed}: {csf} {gm} {wm} {lesion}"
+                csf < wm && wm <= gm && lesion > gm,
+                "FLAIR, seed {seed}: {csf} {gm} {wm} {lesion}"
+            );
+            let m = |c| class_mean(&s.t1, &l, c);
+            let (csf, gm, wm, lesion) = (
+                m(class::CSF),
+                m(class::GREY_MATTER),
+                m(class::WHITE_MATTER),
+                m(class::LESION),
+            );
+            assert!(
+                csf < gm && gm < wm && csf < lesion && lesion <= wm + 0.02,
+                "T1, seed {seed}: {csf} {gm} {wm} {lesion}"
             );
         }
     }
@@ -481,6 +532,7 @@ mod tests {
             let how = Presentation {
                 stripped: true,
                 flair: false,
+                t1_order: false,
             };
             let s = present(&l, dims, &mut rng, how, &Corruption::NONE);
             assert!(s.flair.iter().all(|&v| v == 0.0));
