@@ -65,6 +65,52 @@ pub fn deform(
     deform_window(labels, dims, seed, bounds, outside, [0; 3], dims)
 }
 
+/// One random transform: output voxel o samples the input at
+/// R·S·(o − c) + c + shift + u(o).
+struct Transform {
+    r: [[f64; 3]; 3],
+    scale: [f64; 3],
+    shift: [f64; 3],
+    field: Vec<[f64; 3]>,
+    centre: [f64; 3],
+}
+
+impl Transform {
+    fn draw(dims: [usize; 3], seed: u64, bounds: &Deformation) -> Transform {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut sym = |b: f64| if b > 0.0 { rng.gen_range(-b..=b) } else { 0.0 };
+        let angles = [0, 1, 2].map(|_| sym(bounds.rotation_deg).to_radians());
+        let scale = [0, 1, 2].map(|_| 1.0 + sym(bounds.scaling));
+        let shift = [0, 1, 2].map(|_| sym(bounds.shift));
+        let field: Vec<[f64; 3]> = (0..NODES * NODES * NODES)
+            .map(|_| [0, 1, 2].map(|_| sym(bounds.displacement)))
+            .collect();
+        Transform {
+            r: rotation(angles),
+            scale,
+            shift,
+            field,
+            centre: dims.map(|n| (n as f64 - 1.0) / 2.0),
+        }
+    }
+}
+
+/// Where `deform` (same `seed`, `bounds`) puts the input voxel `p`, to
+/// within the non-linear displacement: (R·S)⁻¹·(p − c − shift) + c.
+pub fn approximate_image_of(
+    dims: [usize; 3],
+    seed: u64,
+    bounds: &Deformation,
+    p: [usize; 3],
+) -> [f64; 3] {
+    let t = Transform::draw(dims, seed, bounds);
+    let q: [f64; 3] = std::array::from_fn(|i| p[i] as f64 - t.centre[i] - t.shift[i]);
+    // R is orthonormal: R⁻¹ = Rᵀ
+    std::array::from_fn(|j| {
+        (0..3).map(|i| t.r[i][j] * q[i]).sum::<f64>() / t.scale[j] + t.centre[j]
+    })
+}
+
 /// The part `start .. start + size` of `deform`'s output, computed alone
 /// (the same transform for the same seed, whatever the window).
 pub fn deform_window(
@@ -78,16 +124,13 @@ pub fn deform_window(
 ) -> Vec<u8> {
     assert_eq!(labels.len(), dims.iter().product::<usize>());
     assert!((0..3).all(|a| start[a] + size[a] <= dims[a]));
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut sym = |b: f64| if b > 0.0 { rng.gen_range(-b..=b) } else { 0.0 };
-    let angles = [0, 1, 2].map(|_| sym(bounds.rotation_deg).to_radians());
-    let scale = [0, 1, 2].map(|_| 1.0 + sym(bounds.scaling));
-    let shift = [0, 1, 2].map(|_| sym(bounds.shift));
-    let field: Vec<[f64; 3]> = (0..NODES * NODES * NODES)
-        .map(|_| [0, 1, 2].map(|_| sym(bounds.displacement)))
-        .collect();
-    let r = rotation(angles);
-    let centre = dims.map(|n| (n as f64 - 1.0) / 2.0);
+    let Transform {
+        r,
+        scale,
+        shift,
+        field,
+        centre,
+    } = Transform::draw(dims, seed, bounds);
     // output voxel o samples the input at R·S·(o − c) + c + shift + u(o)
     let node = |i: usize, n: usize| coarse::node(i, n, NODES);
     let mut out = Vec::with_capacity(size.iter().product());
@@ -180,6 +223,27 @@ mod tests {
             }
         }
         assert_eq!(part, want);
+    }
+
+    #[test]
+    fn the_image_of_a_voxel_is_where_the_transform_puts_it() {
+        let dims = [40, 44, 48];
+        let bounds = Deformation {
+            displacement: 0.0,
+            ..Default::default()
+        };
+        let mut l = vec![0u8; dims.iter().product()];
+        let p = [12, 30, 20];
+        l[(p[0] * dims[1] + p[1]) * dims[2] + p[2]] = 4;
+        for seed in 0..10 {
+            let q = approximate_image_of(dims, seed, &bounds, p);
+            let o = q.map(|x| x.round() as usize);
+            // a 5³ window around the image holds the voxel (nearest
+            // sampling may drop or repeat single voxels under scaling)
+            let start = o.map(|x| x.saturating_sub(2));
+            let part = deform_window(&l, dims, seed, &bounds, 0, start, [5, 5, 5]);
+            assert!(part.contains(&4), "seed {seed}: {q:?}");
+        }
     }
 
     #[test]

@@ -333,7 +333,8 @@ impl Default for Sampler {
 
 impl Sampler {
     /// One sample of `anatomy` (a label map, C order, `dims`) drawn from
-    /// `seed`: atrophied, given lesions, cut at random and the cut deformed
+    /// `seed`: atrophied, given lesions, cut at random (half the time
+    /// around a lesion, if there is one) and the cut deformed
     /// (the transform acts on the whole volume; only the patch is
     /// computed), imaged in two contrasts.
     pub fn sample(&self, anatomy: &[u8], dims: [usize; 3], seed: u64) -> Sample {
@@ -350,11 +351,38 @@ impl Sampler {
         super::lesions::add_lesions(&mut labels, dims, rng.gen(), load);
         // only the patch is deformed and imaged
         let size: [usize; 3] = std::array::from_fn(|a| self.patch[a].min(dims[a]).max(1));
-        let start: [usize; 3] = std::array::from_fn(|a| rng.gen_range(0..=dims[a] - size[a]));
+        // half the patches hold a lesion, where there is one (a rare
+        // class is otherwise missing from most patches: nnU-Net's
+        // foreground oversampling)
+        let lesion_voxels: Vec<usize> = if rng.gen_bool(0.5) {
+            (0..labels.len())
+                .filter(|&i| labels[i] == class::LESION)
+                .collect()
+        } else {
+            vec![]
+        };
+        let deform_seed: u64 = rng.gen();
+        let start: [usize; 3] = if lesion_voxels.is_empty() {
+            std::array::from_fn(|a| rng.gen_range(0..=dims[a] - size[a]))
+        } else {
+            // where the deformation takes the lesion voxel, somewhere in the
+            // patch (not within 2 voxels of its faces)
+            let p =
+                crate::index3::coords(lesion_voxels[rng.gen_range(0..lesion_voxels.len())], dims);
+            let q = super::deform::approximate_image_of(dims, deform_seed, &self.deformation, p);
+            std::array::from_fn(|a| {
+                let q = q[a].round().clamp(0.0, (dims[a] - 1) as f64) as usize;
+                let margin = 2.min(size[a] / 4);
+                let last = dims[a] - size[a];
+                let lo = (q + 1 + margin).saturating_sub(size[a]).min(last);
+                let hi = q.saturating_sub(margin).clamp(lo, last);
+                rng.gen_range(lo..=hi)
+            })
+        };
         let patch = super::deform::deform_window(
             &labels,
             dims,
-            rng.gen(),
+            deform_seed,
             &self.deformation,
             class::BACKGROUND,
             start,
@@ -393,6 +421,40 @@ mod tests {
         }
         .sample(&l, dims, 3);
         assert_eq!(whole.dims, dims);
+    }
+
+    #[test]
+    fn half_the_patches_hold_a_lesion_when_there_is_one() {
+        // white matter inside a CSF shell, 48³; patches of 8³ (0.5 % of it)
+        let n = 48;
+        let l: Vec<u8> = (0..n * n * n)
+            .map(|i| {
+                let p = crate::index3::coords(i, [n, n, n]);
+                let edge = p.iter().map(|&x| x.min(n - 1 - x)).min().unwrap();
+                if edge < 3 {
+                    class::CSF
+                } else {
+                    class::WHITE_MATTER
+                }
+            })
+            .collect();
+        let sampler = Sampler {
+            patch: [8, 8, 8],
+            load: Some(super::super::lesions::Load::Mild),
+            ..Default::default()
+        };
+        let (mut with_flair, mut holding) = (0, 0);
+        for seed in 0..60 {
+            let s = sampler.sample(&l, [n, n, n], seed);
+            if s.flair.iter().any(|&v| v != 0.0) {
+                with_flair += 1;
+                holding += usize::from(s.labels.contains(&class::LESION));
+            }
+        }
+        assert!(
+            holding * 10 >= with_flair * 3,
+            "{holding} of {with_flair} patches hold a lesion"
+        );
     }
 
     #[test]
