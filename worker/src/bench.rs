@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use gyri_imaging::nifti::{read_path, ReadOptions};
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The middle value (upper middle of an even count).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

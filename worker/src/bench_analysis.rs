@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
+use crate::bench::median;
+
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use gyri_analysis::hdbet::{self, HdBet};
@@ -33,11 +35,6 @@ fn cpu_seconds() -> f64 {
 struct Timing {
     wall: f64,
     cpu: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One candle measurement.

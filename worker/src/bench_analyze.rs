@@ -13,15 +13,7 @@ use gyri_imaging::Affine;
 use gyri_worker::analyze::{self, Models, Settings, Timings};
 use gyri_worker::brain;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
+use crate::bench::median;
 
 pub fn run(testdata: &Path, rounds: usize) -> Result<(), String> {
     let rounds = rounds.max(1);

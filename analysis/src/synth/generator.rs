@@ -509,6 +509,17 @@ mod tests {
         v.iter().sum::<f32>() / v.len() as f32
     }
 
+    /// Mean intensity of CSF, grey matter, white matter and lesion.
+    fn tissue_means(img: &[f32], labels: &[u8]) -> (f32, f32, f32, f32) {
+        let m = |c| class_mean(img, labels, c);
+        (
+            m(class::CSF),
+            m(class::GREY_MATTER),
+            m(class::WHITE_MATTER),
+            m(class::LESION),
+        )
+    }
+
     #[test]
     fn blur_keeps_constants_and_mass_and_spreads_an_impulse() {
         let dims = [9, 10, 11];
@@ -561,24 +572,12 @@ mod tests {
             // head tissue is painted but labelled background
             assert!(!s.labels.contains(&class::HEAD));
             assert_eq!(s.labels.iter().filter(|&&x| x == class::LESION).count(), 12);
-            let m = |c| class_mean(&s.flair, &l, c);
-            let (csf, gm, wm, lesion) = (
-                m(class::CSF),
-                m(class::GREY_MATTER),
-                m(class::WHITE_MATTER),
-                m(class::LESION),
-            );
+            let (csf, gm, wm, lesion) = tissue_means(&s.flair, &l);
             assert!(
                 csf < wm && wm <= gm && lesion > gm,
                 "FLAIR, seed {seed}: {csf} {gm} {wm} {lesion}"
             );
-            let m = |c| class_mean(&s.t1, &l, c);
-            let (csf, gm, wm, lesion) = (
-                m(class::CSF),
-                m(class::GREY_MATTER),
-                m(class::WHITE_MATTER),
-                m(class::LESION),
-            );
+            let (csf, gm, wm, lesion) = tissue_means(&s.t1, &l);
             assert!(
                 csf < gm && gm < wm && csf < lesion && lesion <= wm + 0.02,
                 "T1, seed {seed}: {csf} {gm} {wm} {lesion}"
