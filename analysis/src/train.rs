@@ -2,8 +2,13 @@
 //! cross-entropy, a fixed validation set drawn from its own seed, Dice per
 //! class on it, checkpoints that a later run resumes from.
 //!
-//! The loss is cross-entropy plus soft Dice over the foreground classes
-//! (Dice keeps the rare lesion class from being drowned by the tissue).
+//! The loss is cross-entropy (optionally weighted per class) plus soft Dice
+//! over the foreground classes present in the patch (Dice keeps the rare
+//! lesion class from being drowned by the tissue). A class absent from the
+//! patch is left out of the Dice term: scored there, it would push the
+//! class's probability to zero with a force hundreds of times what a patch
+//! holding a small lesion pulls it up with, and the network would learn
+//! never to predict lesions.
 //!
 //! A checkpoint is one `checkpoint.safetensors`: the weights, and in its
 //! metadata (`gyri.state`) the [`State`]: configuration, anatomies, step
@@ -36,6 +41,9 @@ pub struct TrainConfig {
     pub validation_samples: usize,
     pub validate_every: usize,
     pub checkpoint_every: usize,
+    /// Weight of each class in the cross-entropy (all 1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<Vec<f32>>,
 }
 
 /// One validation: mean Dice per class over the validation set.
@@ -151,18 +159,38 @@ fn one_hot(y: &Tensor, classes: usize) -> Result<Tensor> {
     Tensor::from_vec(hot, (classes, n), y.device())
 }
 
-fn loss(net: &AttentionUNet, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+fn loss(
+    net: &AttentionUNet,
+    x: &Tensor,
+    y: &Tensor,
+    class_weights: Option<&[f32]>,
+) -> Result<Tensor> {
     let logits = net.forward(x)?.squeeze(0)?.flatten_from(1)?; // K × voxels
-    let classes = logits.dim(0)?;
-    let ce = candle_nn::loss::cross_entropy(&logits.t()?, y)?;
-    // soft Dice of classes 1.. (smoothed by one voxel: an absent class
-    // asks for no probability)
+    let (classes, dev) = (logits.dim(0)?, logits.device().clone());
+    let t = one_hot(y, classes)?;
+    let weights = match class_weights {
+        Some(w) if w.len() == classes => Tensor::from_slice(w, (classes, 1), &dev)?,
+        Some(w) => candle_core::bail!("{} class weights for {classes} classes", w.len()),
+        None => Tensor::ones((classes, 1), DType::F32, &dev)?,
+    };
+    let tw = t.broadcast_mul(&weights)?;
+    let logp = candle_nn::ops::log_softmax(&logits, 0)?;
+    let ce = ((&logp * &tw)?.sum_all()? / tw.sum_all()?.to_scalar::<f32>()? as f64)?.neg()?;
+    // soft Dice of the foreground classes present in the patch (smoothed by
+    // one voxel)
     let p = candle_nn::ops::softmax(&logits, 0)?.narrow(0, 1, classes - 1)?;
-    let t = one_hot(y, classes)?.narrow(0, 1, classes - 1)?;
+    let t = t.narrow(0, 1, classes - 1)?;
+    let truth = t.sum(1)?;
+    let present = truth.gt(0f32)?.to_dtype(DType::F32)?;
+    let n_present = present.sum_all()?.to_scalar::<f32>()?;
     let inter = (&p * &t)?.sum(1)?;
-    let total = (p.sum(1)? + t.sum(1)?)?;
+    let total = (p.sum(1)? + truth)?;
     let dice = ((inter * 2.0)? + 1.0)?.div(&(total + 1.0)?)?;
-    ce.add(&dice.mean_all()?.affine(-1.0, 1.0)?)
+    if n_present == 0.0 {
+        return Ok(ce);
+    }
+    let dice_loss = ((dice.affine(-1.0, 1.0)? * present)?.sum_all()? / n_present as f64)?;
+    ce.add(&dice_loss)
 }
 
 /// Dice per class of the network's argmax over `set`.
@@ -285,7 +313,7 @@ pub fn train(
             config.seed.wrapping_add(state.step as u64),
         );
         let (x, y) = tensors(&sample, &dev)?;
-        let l = loss(&net, &x, &y)?;
+        let l = loss(&net, &x, &y, config.class_weights.as_deref())?;
         opt.backward_step(&l)?;
         state.step += 1;
         let last = state.step == config.steps;

@@ -48,6 +48,7 @@ fn config(steps: usize) -> TrainConfig {
         validation_samples: 2,
         validate_every: 2,
         checkpoint_every: 2,
+        class_weights: Some(vec![1.0, 1.0, 1.0, 1.0, 3.0]),
     }
 }
 
@@ -115,4 +116,10 @@ fn training_checkpoints_validates_and_resumes_where_it_stopped() {
     let mut odd = config(6);
     odd.patch = 15;
     assert!(train(&odd, &anatomy, dir.path(), "test", &mut |_| {}).is_err());
+    let mut short = config(6);
+    short.class_weights = Some(vec![1.0; 3]);
+    let err = train(&short, &anatomy, dir.path(), "test", &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 class weights for 5 classes"), "{err}");
 }

@@ -7,7 +7,7 @@
 //!   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
 //!   gyri-worker anatomy --brain BRAIN.nii.gz --tissue TISSUE_4D.nii.gz --out DIR
 //!   gyri-worker analyze (--t1 T1.nii.gz [--flair FLAIR.nii.gz] | --dicom DIR) --out DIR [--models DIR] [--weights FILE]
-//!   gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--weights FILE] [--models DIR] [--json FILE]
+//!   gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--tuning] [--window N] [--overlap F] [--weights FILE] [--models DIR] [--json FILE]
 //!   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
 //!   gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N]
 //!   gyri-worker bench-imaging [ROUNDS]
@@ -32,7 +32,7 @@ const USAGE: &str = "usage:
   gyri-worker anatomy --t1 T1.nii.gz --gm GM.nii.gz --wm WM.nii.gz --out DIR [--models DIR]
   gyri-worker anatomy --brain BRAIN.nii.gz --tissue TISSUE_4D.nii.gz --out DIR
   gyri-worker analyze (--t1 T1.nii.gz [--flair FLAIR.nii.gz] | --dicom DIR) --out DIR [--models DIR] [--weights FILE]
-  gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--weights FILE] [--models DIR] [--json FILE]
+  gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--tuning] [--window N] [--overlap F] [--weights FILE] [--models DIR] [--json FILE]
   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
   gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N]
   gyri-worker bench-imaging [ROUNDS]
@@ -358,10 +358,15 @@ fn evaluate(args: &[String]) -> ExitCode {
     use gyri_worker::analyze::{self, Models, Settings};
     use gyri_worker::evaluate as eval;
     let (mut anatomies, mut samples, mut patch, mut json) = (vec![], 16usize, 128usize, None);
+    let (mut seed, mut window, mut overlap) = (eval::HELD_OUT_SEED, None::<usize>, None::<f64>);
     let mut models = brain::default_models_dir();
     let mut weights = analyze::default_weights();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--tuning" {
+            seed = eval::TUNING_SEED;
+            continue;
+        }
         match (flag.as_str(), it.next().cloned()) {
             ("--anatomy", Some(v)) => anatomies.push(PathBuf::from(v)),
             ("--samples", Some(v)) => match v.parse() {
@@ -371,6 +376,18 @@ fn evaluate(args: &[String]) -> ExitCode {
             ("--patch", Some(v)) => match v.parse::<usize>() {
                 Ok(p) if p >= 16 => patch = p,
                 _ => return usage(&format!("--patch takes a number ≥ 16, not {v:?}")),
+            },
+            ("--window", Some(v)) => match v.parse::<usize>() {
+                Ok(p) if p >= 16 => window = Some(p),
+                _ => return usage(&format!("--window takes a number ≥ 16, not {v:?}")),
+            },
+            ("--overlap", Some(v)) => match v.parse::<f64>() {
+                Ok(o) if (0.0..0.95).contains(&o) => overlap = Some(o),
+                _ => {
+                    return usage(&format!(
+                        "--overlap takes a fraction in [0, 0.95), not {v:?}"
+                    ))
+                }
             },
             ("--json", Some(v)) => json = Some(PathBuf::from(v)),
             ("--models", Some(v)) => models = PathBuf::from(v),
@@ -403,11 +420,15 @@ fn evaluate(args: &[String]) -> ExitCode {
     );
     let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
     let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:+.1} %", 100.0 * x));
+    let mut w = Settings::default().window(&loaded);
+    w.patch = window.map_or(w.patch, |p| [p; 3]);
+    w.overlap = overlap.unwrap_or(w.overlap);
+    println!("sliding window {}³, overlap {}", w.patch[0], w.overlap);
+    let settings = Settings { window: Some(w) };
     let synthetic = if maps.is_empty() {
         None
     } else {
-        let window = Settings::default().window(&loaded);
-        let s = match eval::synthetic(&loaded, &maps, samples, patch, &window, &mut |i| {
+        let s = match eval::synthetic(&loaded, &maps, seed, samples, patch, &w, &mut |i| {
             eprintln!("synthetic sample {i}/{samples}")
         }) {
             Ok(s) => s,
@@ -416,10 +437,15 @@ fn evaluate(args: &[String]) -> ExitCode {
         let d = &s.dice;
         let l = &s.lesion_detection;
         println!(
-            "held-out synthetic set: {} samples of {}³ (seed {}), {:.0} s",
+            "{} synthetic set: {} samples of {}³ (seed {}), {:.0} s",
+            if s.seed == eval::HELD_OUT_SEED {
+                "held-out"
+            } else {
+                "tuning"
+            },
             s.samples,
             s.patch,
-            eval::HELD_OUT_SEED,
+            s.seed,
             s.seconds
         );
         println!(
@@ -462,8 +488,8 @@ fn evaluate(args: &[String]) -> ExitCode {
     let testdata = brain::testdata_dir();
     let mut real = vec![];
     for (name, r) in [
-        ("Colin27", eval::colin27(&loaded, &testdata)),
-        ("MNI152", eval::mni152(&loaded, &testdata)),
+        ("Colin27", eval::colin27(&loaded, &testdata, &settings)),
+        ("MNI152", eval::mni152(&loaded, &testdata, &settings)),
     ] {
         let r = match r {
             Ok(r) => r,

@@ -30,10 +30,12 @@ pub fn read_label_map(path: &Path) -> Result<(Anatomy, Volume), String> {
         return Err(format!("{} has labels above 5", path.display()));
     }
     let dims = [v.dims[2], v.dims[1], v.dims[0]];
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into(),
-    );
+    // named by its directory and file (`mni152/labels.nii.gz`): every
+    // anatomy's file is called labels.nii.gz
+    let name = match (path.parent().and_then(Path::file_name), path.file_name()) {
+        (Some(dir), Some(file)) => Path::new(dir).join(file).display().to_string(),
+        _ => path.display().to_string(),
+    };
     Ok((Anatomy { name, labels, dims }, v))
 }
 
