@@ -53,7 +53,9 @@ impl Db {
         if let Some(password) = app_password {
             // Identifiers and literals cannot be bound; quote the literal.
             let literal = password.replace('\'', "''");
-            sqlx::raw_sql(&format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'"))
+            // (standard_conforming_strings is on: only quotes need doubling)
+            let sql = format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut owner)
                 .await
                 .context("cannot set the application role's password")?;

@@ -186,7 +186,9 @@ impl EmbeddedPostgres {
                 .fetch_one(&pool)
                 .await?;
         if !exists {
-            sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            // (a name of our own, not input: "gyri")
+            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&pool)
                 .await?;
         }

@@ -70,7 +70,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let pool = sqlx::PgPool::connect(&admin)
         .await
         .expect("the test PostgreSQL is reachable (GYRI_TEST_DATABASE_URL)");
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+    // (a UUID's digits)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&pool)
         .await
         .expect("create the test database");
