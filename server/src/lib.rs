@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod startup;
 pub mod state;
+pub mod tus;
 
 pub use config::Settings;
 pub use startup::Application;
