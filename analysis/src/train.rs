@@ -60,6 +60,11 @@ pub struct Validation {
 pub struct Run {
     pub from_step: usize,
     pub commit: String,
+    /// AdamW's learning rate in this run (a run may lower the config's:
+    /// `gyri-worker train --learning-rate`); absent in runs before it was
+    /// recorded, which used the config's 0.001.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -277,6 +282,7 @@ pub fn train(
         state.runs.push(Run {
             from_step: state.step,
             commit: commit.to_string(),
+            learning_rate: Some(config.learning_rate),
         });
     }
     let sampler = Sampler {

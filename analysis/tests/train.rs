@@ -104,6 +104,7 @@ fn training_checkpoints_validates_and_resumes_where_it_stopped() {
         state.runs.iter().map(|r| r.from_step).collect::<Vec<_>>(),
         vec![0, 3]
     );
+    assert_eq!(state.runs[1].learning_rate, Some(1e-3));
     assert_eq!(state.version(), "b4l2-s5");
 
     // another network cannot resume this checkpoint

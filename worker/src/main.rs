@@ -9,7 +9,7 @@
 //!   gyri-worker analyze (--t1 T1.nii.gz [--flair FLAIR.nii.gz] | --dicom DIR) --out DIR [--models DIR] [--weights FILE]
 //!   gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--tuning] [--window N] [--overlap F] [--weights FILE] [--models DIR] [--json FILE]
 //!   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
-//!   gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N]
+//!   gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N] [--learning-rate LR]
 //!   gyri-worker bench-imaging [ROUNDS]
 //!   gyri-worker bench-analysis [ROUNDS]
 //!   gyri-worker bench-analyze [ROUNDS]
@@ -34,7 +34,7 @@ const USAGE: &str = "usage:
   gyri-worker analyze (--t1 T1.nii.gz [--flair FLAIR.nii.gz] | --dicom DIR) --out DIR [--models DIR] [--weights FILE]
   gyri-worker evaluate --anatomy LABELS.nii.gz [--anatomy …] [--samples N] [--patch P] [--tuning] [--window N] [--overlap F] [--weights FILE] [--models DIR] [--json FILE]
   gyri-worker synth-sample --anatomy LABELS.nii.gz --seed N [--patch P] --out DIR
-  gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N]
+  gyri-worker train --config CONFIG.json --anatomy LABELS.nii.gz [--anatomy …] --out DIR [--steps N] [--learning-rate LR]
   gyri-worker bench-imaging [ROUNDS]
   gyri-worker bench-analysis [ROUNDS]
   gyri-worker bench-analyze [ROUNDS]";
@@ -631,6 +631,7 @@ fn synth_sample(args: &[String]) -> ExitCode {
 fn train(args: &[String]) -> ExitCode {
     use gyri_analysis::train::{self, TrainConfig};
     let (mut config, mut out, mut anatomies, mut steps) = (None, None, vec![], None);
+    let mut learning_rate = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         match (flag.as_str(), it.next().cloned()) {
@@ -640,6 +641,14 @@ fn train(args: &[String]) -> ExitCode {
             ("--steps", Some(v)) => match v.parse::<usize>() {
                 Ok(n) => steps = Some(n),
                 Err(_) => return usage(&format!("--steps takes a number, not {v:?}")),
+            },
+            ("--learning-rate", Some(v)) => match v.parse::<f64>() {
+                Ok(lr) if lr > 0.0 && lr.is_finite() => learning_rate = Some(lr),
+                _ => {
+                    return usage(&format!(
+                        "--learning-rate takes a positive number, not {v:?}"
+                    ))
+                }
             },
             (f, _) => return usage(&format!("unexpected {f:?}")),
         }
@@ -660,6 +669,9 @@ fn train(args: &[String]) -> ExitCode {
     };
     if let Some(n) = steps {
         config.steps = n;
+    }
+    if let Some(lr) = learning_rate {
+        config.learning_rate = lr;
     }
     let mut maps = vec![];
     for path in &anatomies {
