@@ -139,9 +139,12 @@ pub struct Analysis {
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Settings {
-    /// `None`: windows of the network's training patch, overlapping by
-    /// half (instance normalisation then sees regions of the size it was
-    /// trained on).
+    /// `None`: windows of the network's training patch (instance
+    /// normalisation then sees regions of the size it was trained on),
+    /// overlapping by a quarter. Chosen on the tuning set (4 samples of
+    /// 160³, step 6000): against half overlap, Dice GM 0.928 vs 0.932, WM
+    /// 0.916 vs 0.922, lesion 0.775 vs 0.783, lesion F1 0.900 vs 0.895, in
+    /// 45 % of the time; 96³ windows doubled false-positive lesion volume.
     pub window: Option<SlidingWindow>,
 }
 
@@ -149,7 +152,7 @@ impl Settings {
     pub fn window(&self, models: &Models) -> SlidingWindow {
         self.window.unwrap_or(SlidingWindow {
             patch: [models.unet.state.config.patch; 3],
-            overlap: 0.5,
+            overlap: 0.25,
             batch: 1,
         })
     }
