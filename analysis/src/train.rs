@@ -188,12 +188,12 @@ fn loss(
     let truth = t.sum(1)?;
     let present = truth.gt(0f32)?.to_dtype(DType::F32)?;
     let n_present = present.sum_all()?.to_scalar::<f32>()?;
-    let inter = (&p * &t)?.sum(1)?;
-    let total = (p.sum(1)? + truth)?;
-    let dice = ((inter * 2.0)? + 1.0)?.div(&(total + 1.0)?)?;
     if n_present == 0.0 {
         return Ok(ce);
     }
+    let inter = (&p * &t)?.sum(1)?;
+    let total = (p.sum(1)? + truth)?;
+    let dice = ((inter * 2.0)? + 1.0)?.div(&(total + 1.0)?)?;
     let dice_loss = ((dice.affine(-1.0, 1.0)? * present)?.sum_all()? / n_present as f64)?;
     ce.add(&dice_loss)
 }
