@@ -120,6 +120,9 @@ clean-test-dbs:
 sqlx-prepare:
 	psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS gyri_prepare WITH (FORCE)" -c "CREATE DATABASE gyri_prepare"
 	for f in migrations/*.sql; do psql "postgres://postgres@127.0.0.1:5432/gyri_prepare" -v ON_ERROR_STOP=1 -qf $$f; done
+	# the job queue's schema (apalis-postgres checks its own queries against it)
+	apalis="$$(cargo metadata --format-version 1 --locked | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="apalis-postgres").rsplit("/",1)[0])')"; \
+	for f in "$$apalis"/migrations/*.sql; do psql "postgres://postgres@127.0.0.1:5432/gyri_prepare" -v ON_ERROR_STOP=1 -qf $$f; done
 	rm -rf .sqlx && mkdir .sqlx
 	cargo clean -p gyri-store
 	SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$(CURDIR)/.sqlx DATABASE_URL="postgres://postgres@127.0.0.1:5432/gyri_prepare" cargo check -p gyri-store

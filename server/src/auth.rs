@@ -135,6 +135,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
+/// `Option<Auth>`: handlers that answer the unauthenticated themselves (the
+/// tus endpoints add protocol headers to every reply).
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Auth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<CurrentActor>()
+            .and_then(|CurrentActor(a)| a.clone())
+            .map(Auth))
+    }
+}
+
 /// The client's address, for the audit trail and rate limits.
 pub struct Ip(pub Option<String>);
 

@@ -41,6 +41,9 @@ pub struct Settings {
     /// `GYRI_EMBEDDED_WORKER`: run the job worker in this process (default
     /// true; false when workers are a separate deployment).
     pub embedded_worker: bool,
+    /// Upload size limits (the practice quota is per practice, in the
+    /// database).
+    pub upload_limits: gyri_store::uploads::UploadLimits,
 }
 
 #[derive(Clone)]
@@ -84,6 +87,7 @@ impl Settings {
             cookie_secure: true,
             site_root: default_site_root(),
             embedded_worker: true,
+            upload_limits: Default::default(),
         }
     }
 
@@ -130,6 +134,19 @@ impl Settings {
         }
         if let Some(v) = env("GYRI_SITE_ROOT") {
             s.site_root = PathBuf::from(v);
+        }
+        for (name, limit) in [
+            ("GYRI_MAX_FILE_BYTES", &mut s.upload_limits.max_file_bytes),
+            ("GYRI_MAX_STUDY_BYTES", &mut s.upload_limits.max_study_bytes),
+            ("GYRI_MAX_STUDY_FILES", &mut s.upload_limits.max_study_files),
+        ] {
+            if let Some(v) = env(name) {
+                *limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name} must be a positive whole number"))?;
+            }
         }
         if let Some(v) = env("GYRI_EMBEDDED_WORKER") {
             s.embedded_worker = !(v == "0" || v == "false");
@@ -189,4 +206,5 @@ S3-compatible endpoint under the data directory, and the job worker in-process.
 Environment: DATABASE_URL, GYRI_APP_DB_PASSWORD, S3_ENDPOINT, S3_BUCKET, S3_REGION,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, GYRI_DEMO_PASSWORD,
 GYRI_BOOTSTRAP_ADMIN_EMAIL, GYRI_BOOTSTRAP_ADMIN_PASSWORD, GYRI_SESSION_HOURS,
-GYRI_COOKIE_SECURE, GYRI_SITE_ROOT, GYRI_EMBEDDED_WORKER, RUST_LOG.";
+GYRI_COOKIE_SECURE, GYRI_SITE_ROOT, GYRI_EMBEDDED_WORKER, GYRI_MAX_FILE_BYTES,
+GYRI_MAX_STUDY_BYTES, GYRI_MAX_STUDY_FILES, RUST_LOG.";

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 400: the request cannot be understood.
     #[error("{0}")]
     BadRequest(String),
+    /// 460 (tus): the body's checksum does not match `Upload-Checksum`.
+    #[error("{0}")]
+    ChecksumMismatch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -28,6 +31,9 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::ChecksumMismatch(_) => {
+                StatusCode::from_u16(crate::tus::CHECKSUM_MISMATCH).expect("a valid status")
+            }
             ApiError::Store(e) => match e {
                 StoreError::BadCredentials => StatusCode::UNAUTHORIZED,
                 StoreError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -35,6 +41,8 @@ impl ApiError {
                 StoreError::NotFound(_) => StatusCode::NOT_FOUND,
                 StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 StoreError::Conflict(_) => StatusCode::CONFLICT,
+                StoreError::OffsetMismatch { .. } => StatusCode::CONFLICT,
+                StoreError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

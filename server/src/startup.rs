@@ -134,6 +134,7 @@ impl Application {
             context,
             leptos,
             metrics: Arc::default(),
+            upload_limits: settings.upload_limits,
         };
         Ok((state, embedded_s3))
     }
@@ -145,6 +146,10 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.state.db
+    }
+
+    pub fn objects(&self) -> &ObjectStore {
+        &self.state.objects
     }
 
     /// Serves until `shutdown` completes, then stops everything cleanly.

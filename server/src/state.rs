@@ -16,6 +16,7 @@ pub struct AppState {
     pub context: ServerContext,
     pub leptos: LeptosOptions,
     pub metrics: Arc<Metrics>,
+    pub upload_limits: gyri_store::uploads::UploadLimits,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -50,6 +50,21 @@ impl Db {
             .run(&mut owner)
             .await
             .context("database migrations failed")?;
+        // The job queue's own schema (`apalis`), with its own migration
+        // history; gyri_app may use it, not change it.
+        apalis_postgres::PostgresStorage::migrations()
+            .run(&mut owner)
+            .await
+            .context("the job queue's migrations failed")?;
+        sqlx::raw_sql(
+            "GRANT USAGE ON SCHEMA apalis TO gyri_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA apalis TO gyri_app;
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA apalis TO gyri_app;
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA apalis TO gyri_app;",
+        )
+        .execute(&mut owner)
+        .await
+        .context("cannot grant the application role the job queue")?;
         if let Some(password) = app_password {
             // Identifiers and literals cannot be bound; quote the literal.
             let literal = password.replace('\'', "''");

@@ -23,6 +23,12 @@ pub enum StoreError {
     /// The request breaks a rule of the data (duplicate e-mail, bad name, ...).
     #[error("{0}")]
     Invalid(String),
+    /// A size limit or quota would be exceeded; the message says which.
+    #[error("{0}")]
+    Limit(String),
+    /// A resumable upload is not at the offset the request says.
+    #[error("the upload stands at byte {expected}; resume from there")]
+    OffsetMismatch { expected: i64 },
     /// Conflicts with existing data.
     #[error("{0}")]
     Conflict(String),

@@ -14,14 +14,17 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod invitations;
+pub mod jobs;
 pub mod model;
 pub mod objects;
 pub mod practices;
 pub mod seed;
+pub mod studies;
+pub mod uploads;
 pub mod users;
 
 pub use actor::{Actor, Credential};
 pub use db::{Db, Scope};
 pub use error::{StoreError, StoreResult};
 pub use ids::{PracticeId, UserId};
-pub use model::{PracticeStatus, Programme, Role, UserStatus};
+pub use model::{PracticeStatus, Programme, Role, SequenceClass, StudyStatus, UserStatus};

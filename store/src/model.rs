@@ -87,3 +87,78 @@ pub enum UserStatus {
     Active,
     Deactivated,
 }
+
+/// What a series or volume is, for the analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "sequence_class", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceClass {
+    T1,
+    Flair,
+    Other,
+}
+
+impl SequenceClass {
+    pub fn parse(s: &str) -> Option<SequenceClass> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "t1" => Some(SequenceClass::T1),
+            "flair" => Some(SequenceClass::Flair),
+            "other" => Some(SequenceClass::Other),
+            _ => None,
+        }
+    }
+}
+
+/// Where a study is on its way from upload to measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "study_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum StudyStatus {
+    Uploading,
+    Queued,
+    Ingesting,
+    Analysing,
+    Done,
+    NeedsAttention,
+    Failed,
+}
+
+impl StudyStatus {
+    pub const ALL: [StudyStatus; 7] = [
+        StudyStatus::Uploading,
+        StudyStatus::Queued,
+        StudyStatus::Ingesting,
+        StudyStatus::Analysing,
+        StudyStatus::Done,
+        StudyStatus::NeedsAttention,
+        StudyStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StudyStatus::Uploading => "uploading",
+            StudyStatus::Queued => "queued",
+            StudyStatus::Ingesting => "ingesting",
+            StudyStatus::Analysing => "analysing",
+            StudyStatus::Done => "done",
+            StudyStatus::NeedsAttention => "needs_attention",
+            StudyStatus::Failed => "failed",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StudyStatus::Uploading => "Uploading",
+            StudyStatus::Queued => "Queued",
+            StudyStatus::Ingesting => "Ingesting",
+            StudyStatus::Analysing => "Analysing",
+            StudyStatus::Done => "Done",
+            StudyStatus::NeedsAttention => "Needs attention",
+            StudyStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StudyStatus> {
+        StudyStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}

@@ -7,6 +7,8 @@ mod invitations;
 mod openapi;
 mod practices;
 mod session;
+mod studies;
+mod uploads;
 mod users;
 
 use axum::Router;
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .merge(invitations::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(uploads::router())
+        .merge(studies::router())
         .merge(openapi::router())
         .fallback(|| async {
             (

@@ -11,7 +11,7 @@ use crate::state::AppState;
     info(
         title = "Gyri API",
         version = "1",
-        description = "Brain MRI analysis portal. Authenticate with the session cookie from POST /api/v1/session (then send X-CSRF-Token on state-changing calls) or with `Authorization: Bearer <API key>`."
+        description = "Brain MRI analysis portal. Authenticate with the session cookie from POST /api/v1/session (then send X-CSRF-Token on state-changing calls) or with `Authorization: Bearer <API key>`. Study files are sent by the tus 1.0 resumable-upload protocol (core, creation, termination, checksum with sha256) at /api/v1/uploads: POST with Upload-Length and Upload-Metadata (`filename`, `study_upload` from POST /api/v1/study-uploads, optional `sequence` t1|flair|other and `sha256` hex of the whole file), then PATCH /api/v1/uploads/{id} with Upload-Offset; HEAD tells the offset to resume from, DELETE removes the file. Limits: Tus-Max-Size per file (OPTIONS), a per-study total and file count, and the practice's storage quota; a request beyond one gets 413 with a message naming the limit."
     ),
     paths(
         super::session::sign_in,
@@ -37,6 +37,11 @@ use crate::state::AppState;
         super::api_keys::create,
         super::api_keys::revoke,
         super::audit::list,
+        super::uploads::create_study_upload,
+        super::uploads::get_study_upload,
+        super::uploads::complete_study_upload,
+        super::studies::list,
+        super::studies::show,
     )
 )]
 pub struct ApiDoc;

@@ -14,6 +14,7 @@ pub struct TestApp {
     /// The owner's URL of this test's database.
     pub owner_url: String,
     pub http: reqwest::Client,
+    pub objects: gyri_store::objects::ObjectStore,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -88,6 +89,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("the app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let objects = app.objects().clone();
     let (tx, rx) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -99,6 +101,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        objects,
         _dir: dir,
         shutdown: Some(tx),
     }
@@ -195,6 +198,19 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// An object's bytes, straight from the object store.
+    pub async fn s3_object(&self, key: &str) -> Vec<u8> {
+        self.objects.get(key).await.expect("the object exists")
+    }
+
+    /// The keys in the object store under `prefix`.
+    pub async fn s3_keys(&self, prefix: &str) -> Vec<String> {
+        self.objects
+            .list(prefix)
+            .await
+            .expect("the object store lists")
     }
 
     /// A connection as the database owner, to arrange or inspect state.

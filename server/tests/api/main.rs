@@ -10,3 +10,4 @@ mod embedded;
 mod health;
 mod isolation;
 mod session;
+mod uploads;
