@@ -18,6 +18,8 @@ pub struct SeriesEntry {
     pub description: String,
     pub class: SequenceClass,
     pub class_reason: String,
+    /// Files the series was built from (1 for a NIfTI upload).
+    pub files: usize,
     pub file: String,
     pub dims: [usize; 3],
     pub spacing_mm: [f64; 3],
@@ -83,6 +85,7 @@ struct Described {
     description: String,
     class: SequenceClass,
     class_reason: String,
+    files: usize,
     warnings: Vec<String>,
 }
 
@@ -111,6 +114,7 @@ fn entry(d: Described, volume: &Volume, out: &Path, taken: &[SeriesEntry]) -> Re
         description: d.description,
         class: d.class,
         class_reason: d.class_reason,
+        files: d.files,
         file: name,
         dims: volume.dims,
         spacing_mm: volume.spacing(),
@@ -136,6 +140,7 @@ pub fn convert_dicom_dir(dir: &Path, out: &Path, limits: &Limits) -> Result<Repo
             description: s.description,
             class: s.class,
             class_reason: s.class_reason,
+            files: s.files,
             warnings: s.warnings,
         };
         report
@@ -189,6 +194,7 @@ pub fn convert_nifti(
         description,
         class,
         class_reason: "stated by the user".into(),
+        files: 1,
         warnings: Vec::new(),
     };
     report

@@ -29,6 +29,11 @@ pub struct Application {
     embedded_pg: Option<EmbeddedPostgres>,
     embedded_s3: Option<EmbeddedS3>,
     housekeeping: Option<tokio::task::JoinHandle<()>>,
+    /// The in-process job worker and the sender that stops it.
+    jobs: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
 }
 
 impl Application {
@@ -54,6 +59,22 @@ impl Application {
                 let housekeeping = settings
                     .embedded_worker
                     .then(|| tokio::spawn(gyri_worker::housekeeping(state.db.clone())));
+                let jobs = match settings.embedded_worker {
+                    false => None,
+                    true => {
+                        let worker = gyri_worker::jobs::WorkerSettings::from_env()?;
+                        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                        let task = tokio::spawn(gyri_worker::jobs::run(
+                            state.db.clone(),
+                            state.objects.clone(),
+                            worker,
+                            async move {
+                                let _ = stopped.await;
+                            },
+                        ));
+                        Some((stop, task))
+                    }
+                };
                 let router = router(state.clone(), &settings);
                 let listener = TcpListener::bind(settings.listen)
                     .await
@@ -65,6 +86,7 @@ impl Application {
                     embedded_pg,
                     embedded_s3,
                     housekeeping,
+                    jobs,
                 })
             }
             Err(e) => {
@@ -167,6 +189,16 @@ impl Application {
         .await;
         if let Some(task) = self.housekeeping {
             task.abort();
+        }
+        if let Some((stop, task)) = self.jobs {
+            // Running jobs finish (or, past the wait, are taken over by the
+            // next start: their heartbeat stops).
+            let _ = stop.send(());
+            match tokio::time::timeout(std::time::Duration::from_secs(120), task).await {
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "the job worker failed"),
+                Err(_) => tracing::warn!("the job worker did not stop in time"),
+                _ => {}
+            }
         }
         self.state.db.pool().close().await;
         if let Some(s3) = self.embedded_s3 {

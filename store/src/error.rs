@@ -63,6 +63,9 @@ fn constraint_message(constraint: &str) -> Option<&'static str> {
             "platform admins belong to no practice; everyone else to one"
         }
         "api_keys_name_length" => "the key name must have 1 to 100 characters",
+        "study_uploads_patient_ref_length" | "patients_ref_length" => {
+            "the patient ID must have 1 to 64 characters"
+        }
         _ => return None,
     })
 }

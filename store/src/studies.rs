@@ -342,6 +342,22 @@ pub async fn incoming_files(db: &Db, job: &StudyJob) -> StoreResult<Vec<Incoming
     Ok(files)
 }
 
+/// Forgets a refused study's raw uploads; returns their keys for the
+/// caller to delete from S3.
+pub async fn discard_incoming(db: &Db, job: &StudyJob) -> StoreResult<Vec<String>> {
+    let mut tx = db.begin(Scope::Practice(job.practice_id)).await?;
+    let keys = sqlx::query_scalar!(
+        "DELETE FROM objects WHERE study_id = $1 AND practice_id = $2 AND kind = 'incoming'
+         RETURNING key",
+        job.study_id,
+        job.practice_id as PracticeId
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(keys)
+}
+
 /// Who the images are of, read from DICOM (or given with NIfTI uploads).
 /// Stays in PostgreSQL.
 #[derive(Clone, Debug, Default)]
@@ -405,6 +421,25 @@ pub enum IngestOutcome {
 /// Patients' folders: `practices/{p}/patients/{patient}/studies/{study}`.
 pub fn study_prefix(practice: PracticeId, patient: Uuid, study: Uuid) -> String {
     format!("practices/{practice}/patients/{patient}/studies/{study}")
+}
+
+/// The patient the uploader gave with the study upload (NIfTI studies).
+pub async fn upload_patient(db: &Db, job: &StudyJob) -> StoreResult<PatientIdentity> {
+    let mut tx = db.begin(Scope::Practice(job.practice_id)).await?;
+    let given = sqlx::query_scalar!(
+        "SELECT patient_ref FROM study_uploads WHERE study_id = $1 AND practice_id = $2",
+        job.study_id,
+        job.practice_id as PracticeId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    tx.commit().await?;
+    Ok(PatientIdentity {
+        patient_ref: given
+            .unwrap_or_else(|| format!("study-{}", &job.study_id.simple().to_string()[..8])),
+        ..Default::default()
+    })
 }
 
 /// Creates or matches the patient by the practice's patient ID (so the

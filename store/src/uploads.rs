@@ -193,19 +193,35 @@ pub fn incoming_key(practice: PracticeId, study_upload: Uuid, upload: Uuid) -> S
     format!("practices/{practice}/incoming/{study_upload}/{upload}")
 }
 
+/// What a client says when it starts a study upload.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct NewStudyUpload {
+    /// The practice's patient ID, for NIfTI files (DICOM files name their
+    /// patient themselves). Without one, a NIfTI study gets an ID made from
+    /// the study's.
+    #[serde(default)]
+    pub patient_ref: Option<String>,
+}
+
 pub async fn create_study_upload(
     db: &Db,
     actor: &Actor,
+    new: NewStudyUpload,
     ip: Option<String>,
 ) -> StoreResult<StudyUpload> {
     let practice = require_uploader(actor)?;
+    let patient_ref = new
+        .patient_ref
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty());
     let id = Uuid::new_v4();
     let mut tx = db.begin(Scope::Practice(practice)).await?;
     sqlx::query!(
-        "INSERT INTO study_uploads (id, practice_id, created_by) VALUES ($1, $2, $3)",
+        "INSERT INTO study_uploads (id, practice_id, created_by, patient_ref) VALUES ($1, $2, $3, $4)",
         id,
         practice as PracticeId,
-        actor.user_id as crate::UserId
+        actor.user_id as crate::UserId,
+        patient_ref
     )
     .execute(&mut *tx)
     .await?;

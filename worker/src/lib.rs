@@ -9,6 +9,8 @@ pub mod analyze;
 pub mod anatomy;
 pub mod brain;
 pub mod evaluate;
+pub mod ingest;
+pub mod jobs;
 pub mod synth;
 
 use gyri_store::Db;

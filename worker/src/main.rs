@@ -1,6 +1,7 @@
 //! `gyri-worker`: Gyri's background worker, and command-line tools for
 //! researchers and for checking.
 //!
+//!   gyri-worker work        (the job worker: see `jobs::run_from_env`)
 //!   gyri-worker convert --dicom DIR --out OUT_DIR
 //!   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
 //!   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
+  gyri-worker work   (the job worker; DATABASE_URL, S3_ENDPOINT, S3_BUCKET, GYRI_WORKER_CONCURRENCY)
   gyri-worker convert --dicom DIR --out OUT_DIR
   gyri-worker convert --nifti FILE [--class t1|flair|other] --out OUT_DIR
   gyri-worker brain-extract --t1 T1.nii.gz --out DIR [--models DIR] [--folds N] [--mirroring]
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     gyri_analysis::alloc::flush_denormals();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("work") => work(),
         Some("convert") => convert(&args[1..]),
         Some("brain-extract") => brain_extract(&args[1..]),
         Some("analyze") => analyze(&args[1..]),
@@ -84,6 +87,36 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn work() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn"));
+    if std::env::var("GYRI_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(gyri_worker::jobs::run_from_env()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

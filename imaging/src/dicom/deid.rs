@@ -19,6 +19,9 @@ use std::collections::HashMap;
 use super::header::text;
 use crate::error::{ImagingError, Result};
 
+/// StudyInstanceUID: what makes two uploads the same study.
+pub const STUDY_INSTANCE_UID: Tag = Tag(0x0020, 0x000D);
+
 /// Who the images are of, as found in them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {

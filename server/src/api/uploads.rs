@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use gyri_store::uploads::{self, NewUpload, Progress, RunningHash, StudyUpload, Upload};
+use gyri_store::uploads::{
+    self, NewStudyUpload, NewUpload, Progress, RunningHash, StudyUpload, Upload,
+};
 use gyri_store::{SequenceClass, StoreError};
 use sha2::Digest;
 use uuid::Uuid;
@@ -51,14 +53,18 @@ fn parse_id(id: &str, what: &'static str) -> ApiResult<Uuid> {
 
 /// Start a study upload (technicians, practice admins). Send its `id` as
 /// the tus metadata `study_upload` of every file, then complete it.
-#[utoipa::path(post, path = "/api/v1/study-uploads", tag = "uploads",
+#[utoipa::path(post, path = "/api/v1/study-uploads", tag = "uploads", request_body = NewStudyUpload,
     responses((status = 200, body = StudyUpload), (status = 403)))]
 pub async fn create_study_upload(
     State(s): State<AppState>,
     Auth(actor): Auth,
     Ip(ip): Ip,
+    body: Option<Json<NewStudyUpload>>,
 ) -> ApiResult<Json<StudyUpload>> {
-    Ok(Json(uploads::create_study_upload(&s.db, &actor, ip).await?))
+    let new = body.map(|Json(b)| b).unwrap_or_default();
+    Ok(Json(
+        uploads::create_study_upload(&s.db, &actor, new, ip).await?,
+    ))
 }
 
 /// A study upload with its files and their progress; after completion, the

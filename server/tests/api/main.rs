@@ -9,5 +9,6 @@ mod authorization;
 mod embedded;
 mod health;
 mod isolation;
+mod pipeline;
 mod session;
 mod uploads;

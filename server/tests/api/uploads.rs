@@ -583,3 +583,30 @@ async fn only_uploaders_of_the_practice_reach_an_upload() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(offset(&app, &tech, &loc).await, 0);
 }
+
+/// Sends one whole file of a study upload (tus creation, then PATCHes of at
+/// most 16 MB); returns its location.
+pub async fn upload_file(
+    app: &TestApp,
+    cred: &Cred,
+    study_upload: &str,
+    name: &str,
+    data: &[u8],
+    sequence: Option<&str>,
+) -> String {
+    let extra: Vec<(&str, &str)> = sequence.map(|s| ("sequence", s)).into_iter().collect();
+    let loc = create_ok(app, cred, study_upload, name, data.len(), &extra).await;
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + 16 * 1024 * 1024).min(data.len());
+        let res = patch(app, cred, &loc, at, data[at..end].to_vec(), None).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::NO_CONTENT,
+            "{:?}",
+            res.text().await
+        );
+        at = end;
+    }
+    loc
+}
