@@ -54,8 +54,11 @@ lint:
 	cargo clippy --locked -p gyri-frontend --target wasm32-unknown-unknown -- -D warnings
 
 unit-and-integration: clean-test-dbs
-	cargo build --locked -p gyri-server
-	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" GYRI_TEST_DATABASE_URL="$(TEST_DB)" cargo nextest run --locked --workspace --exclude gyri-frontend --no-fail-fast
+	cargo build --locked -p gyri-server -p gyri-worker
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" GYRI_TEST_DATABASE_URL="$(TEST_DB)" \
+	GYRI_TEST_S3_ENDPOINT="$$(./scripts/test-s3.sh)" AWS_ACCESS_KEY_ID=gyri-test AWS_SECRET_ACCESS_KEY=gyri-test \
+	GYRI_WORKER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-worker \
+	cargo nextest run --locked --workspace --exclude gyri-frontend --no-fail-fast
 
 e2e:
 	cargo build --locked -p gyri-server

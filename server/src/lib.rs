@@ -13,5 +13,5 @@ pub mod startup;
 pub mod state;
 pub mod tus;
 
-pub use config::Settings;
+pub use config::{ExternalS3, Settings};
 pub use startup::Application;

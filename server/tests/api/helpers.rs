@@ -54,6 +54,13 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// The test S3 server (`GYRI_TEST_S3_ENDPOINT`), if any.
+pub fn s3_endpoint() -> Option<String> {
+    std::env::var("GYRI_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 pub fn admin_url() -> String {
     std::env::var("GYRI_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -86,6 +93,29 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.demo = true;
     settings.demo_password = Some(PASSWORD.into());
     settings.embedded_worker = false;
+    // A real S3-protocol server in a separate process (moto, started by the
+    // test command), a bucket per test; else the embedded endpoint.
+    if let Some(endpoint) = s3_endpoint() {
+        let bucket = format!("gyri-test-{}", uuid::Uuid::new_v4().simple());
+        let store =
+            gyri_store::objects::ObjectStore::connect(&gyri_store::objects::ObjectStoreConfig {
+                endpoint: Some(endpoint.clone()),
+                bucket: bucket.clone(),
+                region: "us-east-1".into(),
+                credentials: None,
+            })
+            .await
+            .unwrap();
+        store
+            .ensure_bucket()
+            .await
+            .expect("the test S3 server creates a bucket");
+        settings.s3 = Some(gyri_server::ExternalS3 {
+            endpoint: Some(endpoint),
+            bucket,
+            region: "us-east-1".into(),
+        });
+    }
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("the app builds");
     let base = format!("http://127.0.0.1:{}", app.port());

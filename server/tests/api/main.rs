@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod authorization;
+mod crash;
 mod embedded;
 mod health;
 mod isolation;
