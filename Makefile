@@ -45,6 +45,8 @@ site:
 	wasm-bindgen --target web --no-typescript --out-name gyri --out-dir $(SITE)/pkg \
 		$(CARGO_TARGET_DIR)/wasm32-unknown-unknown/debug/gyri_frontend.wasm
 	cp style/gyri.css $(SITE)/pkg/gyri.css
+	[ -d assets/node_modules/uppy ] || (cd assets && npm ci --no-audit --no-fund --loglevel=error)
+	cp assets/node_modules/uppy/dist/uppy.min.mjs assets/node_modules/uppy/dist/uppy.min.css assets/upload.js $(SITE)/pkg/
 
 # gyri-frontend is built for wasm32 only: building it with the rest would
 # unify gyri-app's `hydrate` and `ssr` features.
@@ -62,7 +64,7 @@ unit-and-integration: clean-test-dbs
 
 e2e:
 	cargo build --locked -p gyri-server
-	cd end2end && GYRI_SERVER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-server node run.mjs
+	cd end2end && GYRI_TESTDATA="$$(../scripts/fetch-test-data.sh)" GYRI_SERVER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-server node run.mjs
 
 ## bench-imaging: NIfTI load and DICOM conversion against nibabel and dcm2niix
 bench-imaging: deps-test

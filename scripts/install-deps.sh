@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and running Gyri needs, when it is missing:
-# Debian packages (PostgreSQL, a C toolchain), the pinned Rust toolchain with
+# Debian packages (PostgreSQL, a C toolchain, Node.js and npm), the pinned Rust toolchain with
 # the wasm32 target, and wasm-bindgen-cli at exactly the version in Cargo.lock.
 # Fast when everything is present.
 #   usage: install-deps.sh <wasm-bindgen version> <tools dir>
@@ -14,6 +14,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v curl >/dev/null || need_apt+=(curl)
+# npm installs the upload page's Uppy bundle.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $sudo apt-get update -qq

@@ -38,7 +38,11 @@ pub fn NavBar() -> impl IntoView {
 fn links(me: &Me) -> impl IntoView {
     let platform = me.role == "platform_admin";
     let practice_admin = me.role == "practice_admin";
+    let uploader = practice_admin || me.role == "technician";
     view! {
+        {(!platform).then(|| view! { <a href="/studies">"Studies"</a> })}
+        // A whole page load: the uploader's scripts run on it.
+        {uploader.then(|| view! { <a href="/upload" rel="external">"Upload"</a> })}
         {platform.then(|| view! { <a href="/platform/practices">"Practices"</a> })}
         {practice_admin.then(|| view! { <a href="/practice/users">"Users"</a> })}
         {(platform || practice_admin).then(|| view! { <a href="/audit">"Audit"</a> })}

@@ -7,6 +7,7 @@ mod components;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod studies_api;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -89,6 +90,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/practice/users") view=pages::users::Users />
                     <Route path=path!("/account") view=pages::account::Account />
                     <Route path=path!("/audit") view=pages::audit::Audit />
+                    <Route path=path!("/studies") view=pages::studies::Studies />
+                    <Route path=path!("/studies/:id") view=pages::study::Study />
+                    <Route path=path!("/upload") view=pages::upload::Upload />
                 </Routes>
             </main>
         </Router>

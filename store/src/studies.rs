@@ -259,6 +259,23 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid, ip: Option<String>) -> StoreR
     })
 }
 
+/// A study's status, for polling pages (not audited: it shows nothing of
+/// the patient).
+pub async fn status_for(db: &Db, actor: &Actor, id: Uuid) -> StoreResult<StudyStatus> {
+    let practice = require_reader(actor)?;
+    let mut tx = db.begin(Scope::Practice(practice)).await?;
+    let status = sqlx::query_scalar!(
+        r#"SELECT status AS "status: StudyStatus" FROM studies WHERE id = $1 AND practice_id = $2"#,
+        id,
+        practice as PracticeId
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound("study"))?;
+    tx.commit().await?;
+    Ok(status)
+}
+
 // ---- what the jobs do -------------------------------------------------
 
 /// A file of the study as uploaded.

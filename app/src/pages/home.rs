@@ -17,11 +17,17 @@ pub fn Home() -> impl IntoView {
                         <li><a href="/audit">"Read the audit trail"</a></li>
                     }.into_any(),
                     "practice_admin" => view! {
+                        <li><a href="/upload" rel="external">"Upload a study"</a></li>
+                        <li><a href="/studies">"Your practice's studies"</a></li>
                         <li><a href="/practice/users">"Manage your practice's users"</a></li>
                         <li><a href="/audit">"Read your practice's audit trail"</a></li>
                     }.into_any(),
+                    "technician" => view! {
+                        <li><a href="/upload" rel="external">"Upload a study"</a></li>
+                        <li><a href="/studies">"Your practice's studies"</a></li>
+                    }.into_any(),
                     _ => view! {
-                        <li>"Studies and reports will appear here."</li>
+                        <li><a href="/studies">"Your practice's studies and their measurements"</a></li>
                     }.into_any(),
                 };
                 view! {

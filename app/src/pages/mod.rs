@@ -6,4 +6,7 @@ pub mod home;
 pub mod invite;
 pub mod practices;
 pub mod sign_in;
+pub mod studies;
+pub mod study;
+pub mod upload;
 pub mod users;
