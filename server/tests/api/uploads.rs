@@ -610,3 +610,57 @@ pub async fn upload_file(
     }
     loc
 }
+
+/// A research script's upload: PyPI's tuspy client (its own creation,
+/// 5 MB PATCHes and offsets) with an API key.
+#[tokio::test]
+async fn a_research_script_uploads_with_tuspy() {
+    let python = std::env::var("GYRI_TEST_PYTHON").expect(
+        "GYRI_TEST_PYTHON: a Python with tuspy (make test sets it: scripts/test-python.sh)",
+    );
+    let app = spawn_app().await;
+    let tech = app.login("tech@north.gyri.test").await;
+    let key = app.api_key(&tech).await;
+    let su = study_upload(&app, &Cred::Key(key.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes(PART + 3_000_000, 7);
+    let file = dir.path().join("T1.nii.gz");
+    std::fs::write(&file, &data).unwrap();
+    let script = r#"
+import sys
+from tusclient import client
+url, key, path, su = sys.argv[1:]
+c = client.TusClient(url, headers={"Authorization": "Bearer " + key})
+u = c.uploader(path, chunk_size=5 * 1024 * 1024,
+               metadata={"filename": "T1.nii.gz", "study_upload": su, "sequence": "t1"})
+u.upload()
+print(u.url)
+"#;
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script])
+        .arg(format!("{}/api/v1/uploads", app.base))
+        .arg(&key)
+        .arg(&file)
+        .arg(&su)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap();
+    let (key_s3, size, sha, _) = object_of(&app, url.trim()).await;
+    assert_eq!(size as usize, data.len());
+    assert_eq!(sha, Sha256::digest(&data).to_vec());
+    assert_eq!(app.s3_object(&key_s3).await, data);
+    let res = app
+        .post(
+            &format!("/api/v1/study-uploads/{su}/complete"),
+            &Cred::Key(key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
