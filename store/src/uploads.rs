@@ -814,3 +814,47 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 }
+
+/// What an abandoned upload left in S3.
+#[derive(Clone, Debug)]
+pub struct Abandoned {
+    pub object_key: String,
+    pub multipart_id: Option<String>,
+    pub tail_key: Option<String>,
+}
+
+/// Housekeeping: uploads still receiving after their `expires_at` (and not
+/// being written) are cancelled, which frees their share of the quota.
+/// Returns what they left in S3, for the caller to remove.
+pub async fn expire_abandoned(db: &Db) -> StoreResult<Vec<Abandoned>> {
+    let mut tx = db.begin(Scope::Platform).await?;
+    let practices = sqlx::query_scalar!(r#"SELECT id AS "id: PracticeId" FROM practices"#)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut out = Vec::new();
+    for practice in practices {
+        let mut tx = db.begin(Scope::Practice(practice)).await?;
+        let rows = sqlx::query_as!(
+            Abandoned,
+            "UPDATE uploads SET status = 'cancelled', error = 'abandoned: not finished in time',
+                                updated_at = now()
+             WHERE practice_id = $1 AND status = 'receiving' AND expires_at < now()
+               AND (lease_until IS NULL OR lease_until < now())
+             RETURNING object_key, multipart_id, tail_key",
+            practice as PracticeId
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM upload_parts p USING uploads u
+             WHERE p.upload_id = u.id AND u.practice_id = $1 AND u.status = 'cancelled'",
+            practice as PracticeId
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

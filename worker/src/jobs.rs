@@ -13,6 +13,7 @@
 //! - Results are written exactly once: every write is an upsert keyed by
 //!   the study, objects go to fixed keys, and a job first checks whether its
 //!   work is already done.
+//! - An idle worker asks for a job every [`POLL`].
 //! - Heavy work (unpacking, conversion, the networks) runs on blocking
 //!   threads; a worker runs `concurrency` studies at once (default 1).
 
@@ -34,6 +35,9 @@ use crate::analyze::{self, Models};
 use crate::ingest::{self, Refused, Uploaded};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often an idle worker asks the queue for a job (left alone, apalis
+/// asks again only at its next heartbeat).
+pub const POLL: Duration = Duration::from_millis(500);
 pub const MISSED_HEARTBEATS: usize = 3;
 /// Waits before the second, third and fourth try of a transient failure.
 pub const RETRY_DELAYS: [Duration; 3] = [

@@ -1,9 +1,9 @@
 //! Gyri's background work, run in-process by the embedded edition or as its
 //! own deployment.
 //!
-//! Today there is one periodic task: deleting expired sessions and old
-//! sign-in attempts. The analysis jobs (apalis, PostgreSQL-backed) arrive
-//! with the imaging pipeline.
+//! The jobs (ingest, analysis) run on apalis with PostgreSQL (`jobs`); one
+//! periodic task deletes expired sessions and old sign-in attempts and
+//! cancels abandoned uploads (`housekeeping`).
 
 pub mod analyze;
 pub mod anatomy;
@@ -13,14 +13,36 @@ pub mod ingest;
 pub mod jobs;
 pub mod synth;
 
+use gyri_store::objects::ObjectStore;
 use gyri_store::Db;
 use std::time::Duration;
 
-/// Runs housekeeping every ten minutes, forever.
-pub async fn housekeeping(db: Db) {
+/// Runs housekeeping every ten minutes, forever: expired sessions and
+/// sign-in attempts, and uploads abandoned past their expiry (cancelled,
+/// their parts and staging objects removed from S3).
+pub async fn housekeeping(db: Db, objects: ObjectStore) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
+        match gyri_store::uploads::expire_abandoned(&db).await {
+            Ok(abandoned) => {
+                for a in &abandoned {
+                    if let Some(m) = &a.multipart_id {
+                        let _ = objects.abort_multipart(&a.object_key, m).await;
+                    }
+                    for key in a.tail_key.iter().chain([&a.object_key]) {
+                        let _ = objects.delete(key).await;
+                    }
+                }
+                if !abandoned.is_empty() {
+                    tracing::info!(
+                        uploads = abandoned.len(),
+                        "housekeeping: cancelled abandoned uploads"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "housekeeping (uploads) failed"),
+        }
         match gyri_store::auth::purge_expired(&db).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

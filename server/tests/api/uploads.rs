@@ -664,3 +664,62 @@ print(u.url)
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn abandoned_uploads_expire_and_free_their_quota() {
+    let app = spawn_app().await;
+    let tech = app.login("tech@north.gyri.test").await;
+    let su = study_upload(&app, &tech).await;
+    let data = bytes(PART + 1000, 8);
+    let loc = create_ok(&app, &tech, &su, "a.nii", 3 * PART, &[]).await;
+    let res = patch(&app, &tech, &loc, 0, data, None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let id = loc.rsplit('/').next().unwrap();
+    let owner = app.owner().await;
+    let (key, tail): (String, Option<String>) =
+        sqlx::query_as("SELECT object_key, tail_key FROM uploads WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    let tail = tail.expect("the bytes short of a part wait in a staging object");
+    assert_eq!(app.s3_keys(&key).await, vec![tail.clone()]);
+    sqlx::query("UPDATE practices SET storage_quota_bytes = $1 WHERE name = 'Demo Clinic North'")
+        .bind((4 * PART) as i64)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let res = create(&app, &tech, &su, "b.nii", 2 * PART, &[]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the unfinished upload holds its share"
+    );
+
+    let db = gyri_store::Db::migrate_and_connect(&app.owner_url, None, 2)
+        .await
+        .unwrap();
+    assert!(
+        gyri_store::uploads::expire_abandoned(&db)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not expired yet"
+    );
+    sqlx::query("UPDATE uploads SET expires_at = now() - interval '1 minute' WHERE id = $1::uuid")
+        .bind(id)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let abandoned = gyri_store::uploads::expire_abandoned(&db).await.unwrap();
+    assert_eq!(abandoned.len(), 1);
+    assert_eq!(abandoned[0].tail_key.as_deref(), Some(tail.as_str()));
+    assert!(abandoned[0].multipart_id.is_some());
+    let res = tus(&app, reqwest::Method::HEAD, &loc, &tech)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = create(&app, &tech, &su, "b.nii", 2 * PART, &[]).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "the quota is free again");
+}
