@@ -33,8 +33,9 @@ pub fn keep_freed_activations() {
 }
 
 /// Sets flush-to-zero and denormals-are-zero for SSE/AVX arithmetic on the
-/// calling thread (x86-64 only).
-fn flush_denormals_here() {
+/// calling thread (x86-64 only): for threads outside rayon's pool that
+/// compute (a job's blocking thread).
+pub fn flush_denormals_here() {
     #[cfg(target_arch = "x86_64")]
     {
         #[allow(deprecated)]

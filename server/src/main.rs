@@ -3,8 +3,17 @@
 use gyri_server::{Application, Settings};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The in-process job worker runs the networks: allocator thresholds and
+    // flush-to-zero before any thread pool exists.
+    gyri_worker::prepare_compute();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws=warn,hyper=warn,s3s=warn"));
     if std::env::var("GYRI_LOG_FORMAT").as_deref() == Ok("json") {

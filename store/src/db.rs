@@ -56,11 +56,17 @@ impl Db {
             .run(&mut owner)
             .await
             .context("the job queue's migrations failed")?;
+        // Processes starting together (workers, servers) would update the
+        // same catalogue rows at once ("tuple concurrently updated"): one at
+        // a time, under a transaction-level advisory lock.
         sqlx::raw_sql(
-            "GRANT USAGE ON SCHEMA apalis TO gyri_app;
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtext('gyri.apalis.grants'));
+             GRANT USAGE ON SCHEMA apalis TO gyri_app;
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA apalis TO gyri_app;
              GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA apalis TO gyri_app;
-             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA apalis TO gyri_app;",
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA apalis TO gyri_app;
+             COMMIT;",
         )
         .execute(&mut owner)
         .await
@@ -69,7 +75,10 @@ impl Db {
             // Identifiers and literals cannot be bound; quote the literal.
             let literal = password.replace('\'', "''");
             // (standard_conforming_strings is on: only quotes need doubling)
-            let sql = format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'");
+            let sql = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('gyri.apalis.grants'));
+                 ALTER ROLE {APP_ROLE} PASSWORD '{literal}'; COMMIT;"
+            );
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut owner)
                 .await

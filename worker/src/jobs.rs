@@ -457,6 +457,7 @@ async fn models(ctx: &Ctx) -> Result<Arc<Models>, Failure> {
     ctx.models
         .get_or_try_init(|| async move {
             tokio::task::spawn_blocking(move || {
+                gyri_analysis::alloc::flush_denormals_here();
                 Models::load(&settings.models_dir, &settings.weights).map(Arc::new)
             })
             .await
@@ -503,6 +504,7 @@ async fn analyse(ctx: &Ctx, job: StudyJob) -> Result<(), Failure> {
     let (metrics, voxel_ml) =
         tokio::task::spawn_blocking(move || -> Result<(analyze::Metrics, f64), Failure> {
             use gyri_imaging::nifti::{self, ReadOptions};
+            gyri_analysis::alloc::flush_denormals_here();
             let read_started = Instant::now();
             let read = |p: &Path| {
                 nifti::read_path(p, ReadOptions::default())

@@ -17,6 +17,14 @@ use gyri_store::objects::ObjectStore;
 use gyri_store::Db;
 use std::time::Duration;
 
+/// Process settings for running the networks fast (see
+/// `gyri_analysis::alloc`): call first in `main` of any binary that runs
+/// the job worker.
+pub fn prepare_compute() {
+    gyri_analysis::alloc::keep_freed_activations();
+    gyri_analysis::alloc::flush_denormals();
+}
+
 /// Runs housekeeping every ten minutes, forever: expired sessions and
 /// sign-in attempts, and uploads abandoned past their expiry (cancelled,
 /// their parts and staging objects removed from S3).

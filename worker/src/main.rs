@@ -42,8 +42,7 @@ const USAGE: &str = "usage:
   gyri-worker bench-analyze [ROUNDS]";
 
 fn main() -> ExitCode {
-    gyri_analysis::alloc::keep_freed_activations();
-    gyri_analysis::alloc::flush_denormals();
+    gyri_worker::prepare_compute();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("work") => work(),

@@ -98,6 +98,11 @@ async fn killed_and_stopped_workers_lose_no_study_and_write_each_result_once() {
 
     // SIGKILL the first worker seen analysing, a moment into its analysis.
     let pid = wait_for("an analysis starts", Duration::from_secs(300), async || {
+        for w in workers.iter_mut() {
+            if let Some(status) = w.try_wait().unwrap() {
+                panic!("a worker process exited at start: {status:?}");
+            }
+        }
         analysing_pid(&app).await
     })
     .await;
