@@ -114,10 +114,19 @@ async function main () {
     }
     try {
       say('All files are in; starting the analysis…')
-      const done = await api(`/api/v1/study-uploads/${studyUpload}/complete`, csrf)
+      let done = await api(`/api/v1/study-uploads/${studyUpload}/complete`, csrf)
       window.localStorage.removeItem(KEY)
+      // Ingest may find the study was uploaded before and merge it into that
+      // one: wait for it (a while) before opening the study.
+      say('Uploaded. Reading the files…')
+      for (let i = 0; i < 60 && !done.duplicate_of &&
+           ['queued', 'ingesting'].includes(done.study_status); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        const res = await fetch(`/api/v1/study-uploads/${studyUpload}`, { credentials: 'same-origin' })
+        if (res.ok) done = await res.json()
+      }
       const study = done.duplicate_of || done.study_id
-      say('Uploaded. Opening the study…')
+      say(done.duplicate_of ? 'This study was uploaded before; opening it…' : 'Opening the study…')
       window.location.assign(`/studies/${study}`)
     } catch (e) {
       say(`The study could not be completed: ${e.message}`, true)

@@ -85,6 +85,9 @@ pub struct StudyUpload {
     /// study they belong to.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub duplicate_of: Option<Uuid>,
+    /// The status of `study_id` (so a client can wait for ingest, which may
+    /// merge the study into an earlier one, without reading the study).
+    pub study_status: Option<crate::model::StudyStatus>,
     pub files: Vec<UploadSummary>,
 }
 
@@ -236,6 +239,7 @@ pub async fn create_study_upload(
         status: StudyUploadStatus::Open,
         study_id: None,
         duplicate_of: None,
+        study_status: None,
         files: Vec::new(),
     })
 }
@@ -244,8 +248,10 @@ pub async fn get_study_upload(db: &Db, actor: &Actor, id: Uuid) -> StoreResult<S
     let practice = actor.practice_id.ok_or(StoreError::Forbidden)?;
     let mut tx = db.begin(Scope::Practice(practice)).await?;
     let row = sqlx::query!(
-        r#"SELECT status AS "status: StudyUploadStatus", study_id, duplicate_of
-           FROM study_uploads WHERE id = $1 AND practice_id = $2"#,
+        r#"SELECT u.status AS "status: StudyUploadStatus", u.study_id, u.duplicate_of,
+                  s.status AS "study_status?: StudyStatus"
+           FROM study_uploads u LEFT JOIN studies s ON s.id = u.study_id
+           WHERE u.id = $1 AND u.practice_id = $2"#,
         id,
         practice as PracticeId
     )
@@ -269,6 +275,7 @@ pub async fn get_study_upload(db: &Db, actor: &Actor, id: Uuid) -> StoreResult<S
         status: row.status,
         study_id: row.study_id,
         duplicate_of: row.duplicate_of,
+        study_status: row.study_status,
         files,
     })
 }

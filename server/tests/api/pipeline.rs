@@ -168,6 +168,7 @@ async fn a_nifti_pair_is_measured_and_uploading_it_again_makes_no_second_study()
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(merged["duplicate_of"], study.as_str(), "{merged}");
+    assert_eq!(merged["study_status"], "done", "the original's status");
     assert_eq!(merged["study_id"], study.as_str());
     let list = app.json("/api/v1/studies", &tech).await;
     assert_eq!(list["total"], 1, "{list}");

@@ -239,6 +239,7 @@ async fn a_nifti_pair_uploads_in_parts_and_completing_queues_one_ingest_job() {
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "completed");
+    assert_eq!(body["study_status"], "queued");
     assert_eq!(body["files"].as_array().unwrap().len(), 2);
     let study = body["study_id"].as_str().unwrap().to_owned();
     // Completing again changes nothing.
