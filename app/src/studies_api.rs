@@ -101,6 +101,15 @@ pub struct UploadSettings {
 }
 
 #[cfg(feature = "ssr")]
+fn class_label(c: gyri_store::SequenceClass) -> &'static str {
+    match c {
+        gyri_store::SequenceClass::T1 => "T1",
+        gyri_store::SequenceClass::Flair => "FLAIR",
+        gyri_store::SequenceClass::Other => "other",
+    }
+}
+
+#[cfg(feature = "ssr")]
 fn study_row(s: gyri_store::studies::StudySummary) -> StudyRow {
     StudyRow {
         id: s.id.to_string(),
@@ -110,11 +119,7 @@ fn study_row(s: gyri_store::studies::StudySummary) -> StudyRow {
         sequences: s
             .sequences
             .iter()
-            .map(|c| match c {
-                gyri_store::SequenceClass::T1 => "T1",
-                gyri_store::SequenceClass::Flair => "FLAIR",
-                gyri_store::SequenceClass::Other => "other",
-            })
+            .map(|&c| class_label(c))
             .collect::<Vec<_>>()
             .join(", "),
         status: s.status.as_str().to_owned(),
@@ -160,11 +165,7 @@ pub async fn get_study(id: String) -> Result<StudyView, ServerFnError> {
     let s = gyri_store::studies::get(&ctx.db, &actor, id, client_ip().await)
         .await
         .map_err(fail)?;
-    let class = |c: gyri_store::SequenceClass| match c {
-        gyri_store::SequenceClass::T1 => "T1".to_owned(),
-        gyri_store::SequenceClass::Flair => "FLAIR".to_owned(),
-        gyri_store::SequenceClass::Other => "other".to_owned(),
-    };
+    let class = |c| class_label(c).to_owned();
     let series = s
         .series
         .into_iter()

@@ -1,7 +1,6 @@
 //! The `gyri-server` binary: settings, logging, run until SIGINT/SIGTERM.
 
 use gyri_server::{Application, Settings};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     // The in-process job worker runs the networks: allocator thresholds and
@@ -14,16 +13,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws=warn,hyper=warn,s3s=warn"));
-    if std::env::var("GYRI_LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    gyri_worker::init_logging("info,sqlx=warn,aws=warn,hyper=warn,s3s=warn");
     let settings = Settings::from_args_and_env(std::env::args().skip(1))?;
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await

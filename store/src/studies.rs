@@ -302,28 +302,13 @@ pub async fn status(db: &Db, job: &StudyJob) -> StoreResult<Option<StudyStatus>>
     Ok(status)
 }
 
-/// Moves the study to `status` (clearing any error).
-pub async fn set_status(db: &Db, job: &StudyJob, status: StudyStatus) -> StoreResult<()> {
-    let mut tx = db.begin(Scope::Practice(job.practice_id)).await?;
-    sqlx::query!(
-        "UPDATE studies SET status = $3, error = NULL, updated_at = now()
-         WHERE id = $1 AND practice_id = $2",
-        job.study_id,
-        job.practice_id as PracticeId,
-        status as StudyStatus
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Ends the study in `failed` or `needs_attention` with a message for the user.
-pub async fn set_error(
+/// Moves the study to `status` with `error` (a message for the user, for
+/// `failed` and `needs_attention`; None clears it).
+pub async fn set_status(
     db: &Db,
     job: &StudyJob,
     status: StudyStatus,
-    message: &str,
+    error: Option<&str>,
 ) -> StoreResult<()> {
     let mut tx = db.begin(Scope::Practice(job.practice_id)).await?;
     sqlx::query!(
@@ -332,7 +317,7 @@ pub async fn set_error(
         job.study_id,
         job.practice_id as PracticeId,
         status as StudyStatus,
-        message
+        error
     )
     .execute(&mut *tx)
     .await?;

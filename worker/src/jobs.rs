@@ -13,7 +13,7 @@
 //! - Results are written exactly once: every write is an upsert keyed by
 //!   the study, objects go to fixed keys, and a job first checks whether its
 //!   work is already done.
-//! - An idle worker asks for a job every [`POLL`].
+//! - An idle worker asks the queue for a job at every heartbeat.
 //! - Heavy work (unpacking, conversion, the networks) runs on blocking
 //!   threads; a worker runs `concurrency` studies at once (default 1).
 
@@ -37,8 +37,6 @@ use crate::ingest::{self, Refused, Uploaded};
 /// An idle worker asks the queue for a job at every heartbeat too (the
 /// bench measured a 5 s wait for the analysis job with 5 s beats).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How often an idle worker asks the queue for a job.
-pub const POLL: Duration = Duration::from_millis(500);
 pub const MISSED_HEARTBEATS: usize = 15;
 /// Waits before the second, third and fourth try of a transient failure.
 pub const RETRY_DELAYS: [Duration; 3] = [
@@ -200,7 +198,7 @@ where
              it was not tried again"
         );
         tracing::error!(study = %job.study_id, %message);
-        let _ = studies::set_error(&ctx.db, &job, StudyStatus::Failed, &message).await;
+        fail_study(ctx, &job, &message).await;
         return;
     }
     for (try_no, delay) in std::iter::once(None)
@@ -214,11 +212,7 @@ where
             Ok(()) => return,
             Err(Failure::Refused(message)) => {
                 tracing::info!(study = %job.study_id, %message, "{what} refused the study");
-                if let Err(e) =
-                    studies::set_error(&ctx.db, &job, StudyStatus::Failed, &message).await
-                {
-                    tracing::error!(error = %e, "cannot record a study's failure");
-                }
+                fail_study(ctx, &job, &message).await;
                 return;
             }
             Err(Failure::Transient(e)) => {
@@ -228,14 +222,17 @@ where
                         "the {what} could not finish after {} tries: {e}; it can be retried later",
                         try_no + 1
                     );
-                    if let Err(e) =
-                        studies::set_error(&ctx.db, &job, StudyStatus::Failed, &message).await
-                    {
-                        tracing::error!(error = %e, "cannot record a study's failure");
-                    }
+                    fail_study(ctx, &job, &message).await;
                 }
             }
         }
+    }
+}
+
+/// Ends the study `failed` with `message` for the user.
+async fn fail_study(ctx: &Ctx, job: &StudyJob, message: &str) {
+    if let Err(e) = studies::set_status(&ctx.db, job, StudyStatus::Failed, Some(message)).await {
+        tracing::error!(error = %e, "cannot record a study's failure");
     }
 }
 
@@ -333,7 +330,7 @@ async fn ingest_files(ctx: &Ctx, job: StudyJob) -> Result<(), Failure> {
         // Done by an earlier run, or merged into another study.
         _ => return Ok(()),
     }
-    studies::set_status(&ctx.db, &job, StudyStatus::Ingesting).await?;
+    studies::set_status(&ctx.db, &job, StudyStatus::Ingesting, None).await?;
     let files = studies::incoming_files(&ctx.db, &job).await?;
     if files.is_empty() {
         return Err(Failure::Refused("the study upload has no files".into()));
@@ -351,11 +348,7 @@ async fn ingest_files(ctx: &Ctx, job: StudyJob) -> Result<(), Failure> {
         uploaded.push(Uploaded {
             filename: f.filename.clone(),
             path,
-            sequence: f.sequence.map(|s| match s {
-                gyri_store::SequenceClass::T1 => gyri_imaging::SequenceClass::T1,
-                gyri_store::SequenceClass::Flair => gyri_imaging::SequenceClass::Flair,
-                gyri_store::SequenceClass::Other => gyri_imaging::SequenceClass::Other,
-            }),
+            sequence: f.sequence.map(imaging_class),
             sha256: f.sha256.clone(),
         });
     }
@@ -441,6 +434,14 @@ fn store_class(c: gyri_imaging::SequenceClass) -> gyri_store::SequenceClass {
         gyri_imaging::SequenceClass::T1 => gyri_store::SequenceClass::T1,
         gyri_imaging::SequenceClass::Flair => gyri_store::SequenceClass::Flair,
         gyri_imaging::SequenceClass::Other => gyri_store::SequenceClass::Other,
+    }
+}
+
+fn imaging_class(c: gyri_store::SequenceClass) -> gyri_imaging::SequenceClass {
+    match c {
+        gyri_store::SequenceClass::T1 => gyri_imaging::SequenceClass::T1,
+        gyri_store::SequenceClass::Flair => gyri_imaging::SequenceClass::Flair,
+        gyri_store::SequenceClass::Other => gyri_imaging::SequenceClass::Other,
     }
 }
 

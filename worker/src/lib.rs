@@ -25,6 +25,22 @@ pub fn prepare_compute() {
     gyri_analysis::alloc::flush_denormals();
 }
 
+/// Logs to stderr: `RUST_LOG` (else `default_filter`), JSON when
+/// `GYRI_LOG_FORMAT=json`. For `gyri-server` and `gyri-worker work`.
+pub fn init_logging(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    if std::env::var("GYRI_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
 /// Runs housekeeping every ten minutes, forever: expired sessions and
 /// sign-in attempts, and uploads abandoned past their expiry (cancelled,
 /// their parts and staging objects removed from S3).

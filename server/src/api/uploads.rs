@@ -493,19 +493,18 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Commits the parts and, with `tail`, the bytes in `buf` (stored
-    /// there); without, `buf` must be empty.
-    async fn commit(&self, tail: Option<String>) -> ApiResult<()> {
-        debug_assert!(tail.is_some() || self.buf.is_empty());
+    /// Commits the parts and, with `tail`, the staging object holding the
+    /// bytes after them (its key and size).
+    async fn commit(&self, tail: Option<(String, usize)>) -> ApiResult<()> {
+        let (tail_key, tail_size) = match tail {
+            Some((key, size)) => (Some(key), size),
+            None => (None, 0),
+        };
         let progress = Progress {
-            received: self.received(),
+            received: self.parts_done as i64 * self.part_size as i64 + tail_size as i64,
             parts_done: self.parts_done,
-            tail_size: if tail.is_some() {
-                self.buf.len() as i32
-            } else {
-                0
-            },
-            tail_key: tail,
+            tail_key,
+            tail_size: tail_size as i32,
             sha256_state: self.hash.state(),
         };
         if let Some(old) = uploads::commit(&self.s.db, self.upload, self.token, &progress).await? {
@@ -519,19 +518,21 @@ impl<'a> Writer<'a> {
     /// The body ended short of the file's end: keep the bytes short of a
     /// part in a staging object, named by offset so the committed one is
     /// never overwritten.
-    async fn commit_tail(self) -> ApiResult<i64> {
+    async fn commit_tail(mut self) -> ApiResult<i64> {
         let received = self.received();
         if self.buf.is_empty() {
             self.commit(None).await?;
             return Ok(received);
         }
         let key = format!("{}.tail-{received}", self.upload.object_key);
+        let bytes = std::mem::take(&mut self.buf);
+        let size = bytes.len();
         self.s
             .objects
-            .put(&key, self.buf.clone())
+            .put(&key, bytes)
             .await
             .map_err(StoreError::from)?;
-        self.commit(Some(key)).await?;
+        self.commit(Some((key, size))).await?;
         Ok(received)
     }
 
